@@ -1,0 +1,5 @@
+import sys
+
+from rlpipe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,251 @@
+"""Agent base classes with rlberry's Agent API.
+
+An agent written for rlberry runs after changing only its import. On top of that API, the base class
+offers three things the pipeline relies on:
+
+- **episode helpers** ``current_observation()`` / ``step_env(action)``: every episode is reset with a
+  seed drawn from the agent's own ``rng``, ``episode_rewards`` and ``episode_length`` are written at
+  the end of each episode with ``global_step`` = total environment steps, and the episode in progress
+  is recorded (reset seed + actions) so that a checkpoint can restore the environment mid-episode;
+- **checkpoints without pickle**: subclasses return their learned state from ``get_state()`` as
+  arrays and JSON values, and restore it in ``set_state()``; ``save``/``load`` add the RNG state and
+  the episode in progress. Agents without ``get_state`` are saved with cloudpickle (trusted use only);
+- **additive fit**: ``fit(a); fit(b)`` trains exactly as ``fit(a + b)`` for agents built on the helpers.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlpipe.checkpoint import (
+    is_pickle_checkpoint,
+    read_checkpoint,
+    read_pickle_checkpoint,
+    write_checkpoint,
+    write_pickle_checkpoint,
+)
+from rlpipe.envs import EnvSpec, make_env
+from rlpipe.errors import CheckpointError
+from rlpipe.imports import object_path
+from rlpipe.rollouts import run_episodes
+from rlpipe.seeding import Seeder, SeedLike, seed_from_record, seed_record
+from rlpipe.writer import DefaultWriter
+
+# Keyed children of an agent's seed (see rlpipe.seeding): stable whatever the agent draws.
+_SPACES_KEY, _EVAL_KEY = 0, 1
+_ACTIONS = "__episode_actions__"
+
+
+class NullWriter:
+    """Stands in for a disabled writer: accepts every call, records nothing, and is falsy."""
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class Agent:
+    """Base class of all agents.
+
+    Parameters
+    ----------
+    env, eval_env:
+        Environments or env specs (gymnasium id, ``{id|constructor, kwargs}``, ``(constructor, kwargs)``).
+        ``eval_env`` defaults to a separate instance built from ``env``.
+    copy_env:
+        Deep-copy ``env`` when it is an instance rather than a spec.
+    seeder:
+        Seed of this agent (int, SeedSequence, Seeder, or None for fresh entropy). The agent's ``rng``,
+        the episode reset seeds and the spaces' seeds all derive from it.
+    output_dir:
+        Folder the agent may write to (not created until used).
+    """
+
+    name: str = ""
+
+    def __init__(
+        self,
+        env: EnvSpec | gym.Env | None = None,
+        eval_env: EnvSpec | gym.Env | None = None,
+        copy_env: bool = True,
+        seeder: SeedLike = None,
+        output_dir: str | os.PathLike | None = None,
+        _execution_metadata: Any = None,
+        _default_writer_kwargs: dict[str, Any] | None = None,
+        _thread_shared_data: dict[str, Any] | None = None,
+    ) -> None:
+        self.name = self.name or type(self).__name__
+        self.env = None if env is None else make_env(env, copy_instance=copy_env)
+        eval_source = env if eval_env is None else eval_env
+        self.eval_env = None if eval_source is None else make_env(eval_source, copy_instance=True)
+        self._unique_id = f"{self.name}_{uuid.uuid4().hex}"
+        self.output_dir = Path(output_dir) if output_dir is not None else Path(f"output_{self._unique_id}")
+        self._execution_metadata = _execution_metadata
+        self._thread_shared_data = _thread_shared_data if _thread_shared_data is not None else {}
+        writer_kwargs = {"name": self.name, "execution_metadata": _execution_metadata, **(_default_writer_kwargs or {})}
+        self._writer: Any = DefaultWriter(**writer_kwargs)
+        self.total_env_steps = 0
+        self._observation: Any = None
+        self._episode_seed: int | None = None
+        self._episode_actions: list[Any] = []
+        self._episode_return = 0.0
+        self.reseed(seeder if seeder is not None else Seeder())
+
+    # ------------------------------------------------------------------ rlberry API
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        """Train for ``budget`` more units (environment steps for the built-in agents). Additive."""
+        raise NotImplementedError
+
+    def eval(self, **kwargs: Any) -> float:
+        """A scalar score of the current agent (higher is better)."""
+        raise NotImplementedError
+
+    @classmethod
+    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
+        """Suggest init kwargs with ``trial.suggest_*`` for hyperparameter optimisation."""
+        raise NotImplementedError(f"{cls.__name__} does not define sample_parameters(trial)")
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self.seeder.rng
+
+    @property
+    def writer(self) -> Any:
+        return self._writer
+
+    def set_writer(self, writer: Any) -> None:
+        """Replace the writer; ``None`` disables writing (calls on the writer then do nothing)."""
+        self._writer = NullWriter() if writer is None else writer
+
+    @property
+    def unique_id(self) -> str:
+        return self._unique_id
+
+    @property
+    def thread_shared_data(self) -> dict[str, Any]:
+        return self._thread_shared_data
+
+    def reseed(self, seed: SeedLike = None) -> None:
+        """Reseed the agent (``None``: a fresh child of its current seed) and its environments' spaces."""
+        self.seeder = Seeder(seed) if seed is not None else self.seeder.spawn(1)
+        self._eval_rng = self.seeder.child(_EVAL_KEY).rng
+        space_seed = self.seeder.child(_SPACES_KEY).integer_seed()
+        for env in (self.env, self.eval_env):
+            if env is not None:
+                env.action_space.seed(space_seed)
+                env.observation_space.seed(space_seed + 1)
+
+    # ------------------------------------------------------------------ episode helpers
+    def current_observation(self) -> Any:
+        """Observation of the episode in progress; starts a new, seeded episode if none is running."""
+        if self._episode_seed is None:
+            self._episode_seed = int(self.rng.integers(2**31 - 1))
+            self._observation, _ = self.env.reset(seed=self._episode_seed)
+            self._episode_actions = []
+            self._episode_return = 0.0
+        return self._observation
+
+    def step_env(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        """``env.step`` that counts steps, records the episode, and writes its return when it ends."""
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.total_env_steps += 1
+        self._episode_return += float(reward)
+        self._episode_actions.append(action)
+        self._observation = observation
+        if terminated or truncated:
+            self.writer.add_scalar("episode_rewards", self._episode_return, self.total_env_steps)
+            self.writer.add_scalar("episode_length", len(self._episode_actions), self.total_env_steps)
+            self._episode_seed = None
+        return observation, reward, terminated, truncated, info
+
+    # ------------------------------------------------------------------ checkpoints
+    def get_state(self) -> dict[str, Any]:
+        """Learned state as ``{name: ndarray | JSON value}``. Override together with :meth:`set_state`."""
+        raise NotImplementedError
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
+        raise NotImplementedError
+
+    def save(self, filename: str | os.PathLike) -> Path:
+        """Save the agent to ``filename`` (arrays + JSON; cloudpickle for agents without ``get_state``)."""
+        try:
+            state = self.get_state()
+        except NotImplementedError:
+            return write_pickle_checkpoint(filename, self._picklable_state())
+        arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+        if _ACTIONS in arrays:
+            raise ValueError(f"'{_ACTIONS}' is reserved in agent states")
+        arrays[_ACTIONS] = np.asarray(self._episode_actions)
+        meta = {
+            "agent_class": object_path(type(self)),
+            "state": {k: v for k, v in state.items() if not isinstance(v, np.ndarray)},
+            "seed": seed_record(self.seeder.seed_seq),
+            "rng": self.rng.bit_generator.state,
+            "eval_rng": self._eval_rng.bit_generator.state,
+            "total_env_steps": self.total_env_steps,
+            "episode_seed": self._episode_seed,
+            "episode_return": self._episode_return,
+        }
+        return write_checkpoint(filename, arrays, meta)
+
+    @classmethod
+    def load(cls, filename: str | os.PathLike, allow_pickle: bool = False, **kwargs: Any) -> "Agent":
+        """Build ``cls(**kwargs)`` (the init kwargs, env included) and restore the saved state into it.
+
+        Pickled checkpoints are only read with ``allow_pickle=True``: unpickling runs code from the file.
+        """
+        if Path(filename).is_file() and is_pickle_checkpoint(filename):
+            agent = cls(**kwargs)
+            agent.__dict__.update(read_pickle_checkpoint(filename, trusted=allow_pickle))
+            return agent
+        arrays, meta = read_checkpoint(filename)
+        if meta["agent_class"] != object_path(cls):
+            raise CheckpointError(f"checkpoint {filename} holds a {meta['agent_class']}, not a {object_path(cls)}")
+        agent = cls(**kwargs)
+        agent._restore(arrays, meta)
+        return agent
+
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        actions = arrays.pop(_ACTIONS)
+        self.reseed(seed_from_record(meta["seed"]))
+        self.set_state({**meta["state"], **arrays})
+        self.rng.bit_generator.state = meta["rng"]
+        self._eval_rng.bit_generator.state = meta["eval_rng"]
+        self.total_env_steps = meta["total_env_steps"]
+        self._episode_seed = meta["episode_seed"]
+        self._episode_return = meta["episode_return"]
+        self._episode_actions = list(actions)
+        if self._episode_seed is not None:  # replay the episode in progress: gymnasium envs are deterministic given the seed
+            self._observation, _ = self.env.reset(seed=self._episode_seed)
+            for action in self._episode_actions:
+                self._observation, *_ = self.env.step(action)
+
+    def _picklable_state(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_writer", None)  # writer data is saved by the caller; writers may hold open files
+        return state
+
+
+class AgentWithSimplePolicy(Agent):
+    """An agent with a ``policy(observation) -> action``, evaluated by Monte-Carlo rollouts."""
+
+    def policy(self, observation: Any) -> Any:
+        """The action to take in ``observation`` when evaluating."""
+        raise NotImplementedError
+
+    def eval(self, eval_horizon: int = 10**5, n_simulations: int = 10, gamma: float = 1.0) -> float:
+        """Mean discounted return of ``n_simulations`` episodes of at most ``eval_horizon`` steps on ``eval_env``.
+
+        Episode seeds come from the agent's own evaluation stream, so evaluating never changes training.
+        """
+        seeds = self._eval_rng.integers(2**31 - 1, size=n_simulations)
+        episodes = run_episodes(self.policy, self.eval_env, seeds, eval_horizon, gamma)
+        return float(np.mean(episodes["discounted_return"]))

@@ -1,0 +1,75 @@
+"""Write every output to a temporary name in the same folder, fsync it, then rename it into place.
+
+A reader (or Snakemake after a kill) never sees a half-written file under the final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file next to ``path``; on success it replaces ``path``, on error it is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def write_parquet(path: str | os.PathLike, table: Any, metadata: dict[str, Any] | None = None) -> None:
+    """Write a pyarrow Table or a pandas DataFrame; ``metadata`` is stored as JSON in the file's schema."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged[b"rlpipe"] = json.dumps(metadata, sort_keys=True, default=_json_default).encode()
+        table = table.replace_schema_metadata(merged)
+    with atomic_open(path, "wb") as handle:
+        pq.write_table(table, handle)
+
+
+def save_figure(figure: Any, path: str | os.PathLike, **kwargs: Any) -> None:
+    """Save a matplotlib figure (format from the suffix) atomically, without timestamps in its metadata."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    kwargs.setdefault("metadata", {"Software": None} if fmt == "png" else None)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format=fmt, **kwargs)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")

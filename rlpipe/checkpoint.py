@@ -1,0 +1,83 @@
+"""Agent checkpoint files.
+
+The native format is a NumPy ``.npz`` archive: named arrays plus one JSON document under the key
+``__meta__``. It is read with ``allow_pickle=False``, so a checkpoint cannot run code.
+Agents that cannot describe their state as arrays + JSON are saved with cloudpickle behind a magic
+header; such a file is only loaded when the caller says it trusts it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlpipe.atomic import atomic_open
+from rlpipe.errors import CheckpointError
+
+FORMAT = "rlpipe-checkpoint/1"
+META_KEY = "__meta__"
+PICKLE_MAGIC = b"RLPIPE-PICKLE/1\n"
+
+
+def write_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    if META_KEY in arrays:
+        raise ValueError(f"'{META_KEY}' is reserved in checkpoints")
+    document = json.dumps({"format": FORMAT, **meta}, sort_keys=True)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **{name: np.asarray(value) for name, value in arrays.items()}, **{META_KEY: np.array(document)})
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Return ``(arrays, meta)``; raise CheckpointError naming the file if it is not a readable checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if is_pickle_checkpoint(path):
+        raise CheckpointError(f"checkpoint {path} is a pickle, not an array checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or not an rlpipe checkpoint ({error})") from None
+    if META_KEY not in arrays:
+        raise CheckpointError(f"checkpoint {path} has no '{META_KEY}' record: not written by rlpipe")
+    meta = json.loads(str(arrays.pop(META_KEY)))
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"checkpoint {path} has format {meta.get('format')!r}; this rlpipe reads {FORMAT!r}")
+    return arrays, meta
+
+
+def is_pickle_checkpoint(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(PICKLE_MAGIC)) == PICKLE_MAGIC
+
+
+def write_pickle_checkpoint(path: str | os.PathLike, obj: Any) -> Path:
+    import cloudpickle
+
+    with atomic_open(path, "wb") as handle:
+        handle.write(PICKLE_MAGIC)
+        cloudpickle.dump(obj, handle)
+    return Path(path)
+
+
+def read_pickle_checkpoint(path: str | os.PathLike, trusted: bool) -> Any:
+    """Unpickle a checkpoint. Unpickling runs code from the file: only for files you trust."""
+    import pickle
+
+    if not trusted:
+        raise CheckpointError(
+            f"checkpoint {path} is a pickle; unpickling can run arbitrary code, so it is only loaded when "
+            "you trust its source: pass allow_pickle=True (or set 'allow_pickle: true' for the experiment)"
+        )
+    try:
+        with open(path, "rb") as handle:
+            handle.read(len(PICKLE_MAGIC))
+            return pickle.load(handle)
+    except (EOFError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({error})") from None

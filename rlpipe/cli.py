@@ -1,0 +1,105 @@
+"""``python -m rlpipe <stage>``: the thin entry points the Snakemake rules call.
+
+Each stage takes its task as JSON (from the rule's params) and the folder it writes to. Errors in the
+config or in a checkpoint print one line naming the experiment and instance; an exception raised by an
+agent prints its traceback too. Either way the exit status is non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rlpipe.envs import EnvSpecError
+from rlpipe.errors import RlpipeError
+
+
+def _fit(args: argparse.Namespace) -> None:
+    from rlpipe.fitting import fit_instance
+    from rlpipe.paths import InstancePaths
+    from rlpipe.tasks import FitTask
+
+    fit_instance(FitTask.from_json(args.task), InstancePaths(Path(args.instance_dir)))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from rlpipe.evaluation import evaluate_instance
+    from rlpipe.paths import InstancePaths
+    from rlpipe.tasks import EvalTask
+
+    paths = InstancePaths(Path(args.instance_dir))
+    evaluate_instance(EvalTask.from_json(args.task), paths.checkpoint, paths.evaluation)
+
+
+def _aggregate(args: argparse.Namespace) -> None:
+    from rlpipe.aggregation import aggregate_experiment
+    from rlpipe.paths import ExperimentPaths
+    from rlpipe.tasks import AggregateTask
+
+    task = AggregateTask.from_json(args.task)
+    paths = ExperimentPaths(Path(args.experiment_dir))
+    aggregate_experiment(task, [paths.instance(i) for i in task.instances], paths)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from rlpipe.comparison import compare_experiments
+    from rlpipe.paths import StudyPaths
+
+    compare_experiments(args.summaries, StudyPaths(Path(args.results_dir)))
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from rlpipe.config import load_config_file, validate_study
+
+    study = validate_study(load_config_file(args.config))
+    print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m rlpipe", description=__doc__.splitlines()[0])
+    stages = parser.add_subparsers(dest="stage", required=True)
+    for name, handler, folder in (("fit", _fit, "--instance-dir"), ("evaluate", _evaluate, "--instance-dir"),
+                                  ("aggregate", _aggregate, "--experiment-dir")):
+        stage = stages.add_parser(name, help=f"{name} stage (called by the Snakemake rule)")
+        stage.add_argument("--task", required=True, help="the task as JSON")
+        stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.paths)")
+        stage.set_defaults(handler=handler)
+    compare = stages.add_parser("compare", help="compare experiments from their summary.json files")
+    compare.add_argument("--results-dir", required=True)
+    compare.add_argument("summaries", nargs="+")
+    compare.set_defaults(handler=_compare)
+    validate = stages.add_parser("validate", help="check a config file and exit")
+    validate.add_argument("config")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    where = _describe(args)
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    try:
+        handler(args)
+    except (RlpipeError, EnvSpecError) as error:
+        print(f"rlpipe {args.stage}{where}: {error}", file=sys.stderr)
+        return 1
+    except Exception:
+        traceback.print_exc()
+        print(f"rlpipe {args.stage}{where} failed: see the traceback above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> str:
+    """' (experiment X, instance I)' from the task, so every error names what failed."""
+    import json
+
+    try:
+        task = json.loads(getattr(args, "task", "") or "{}")
+    except ValueError:
+        return ""
+    parts = [f"experiment '{task['experiment']}'"] if "experiment" in task else []
+    parts += [f"instance {task['instance']}"] if "instance" in task else []
+    return f" ({', '.join(parts)})" if parts else ""

@@ -1,0 +1,53 @@
+"""Compare experiments: one row per experiment in results/summary.csv and summary.md, and a plot."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rlpipe import plots
+from rlpipe.atomic import save_figure, write_text
+from rlpipe.paths import StudyPaths
+
+SUMMARY_COLUMNS = ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
+                   "ci_low", "ci_high", "confidence", "fit_wall_time_s"]
+
+
+def read_summaries(summary_files: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(summary, per_instance)``: one row per experiment, and one row per (experiment, instance) score."""
+    records = [json.loads(Path(f).read_text()) for f in summary_files]
+    summary = pd.DataFrame.from_records(records)
+    summary["fit_wall_time_s"] = [float(np.mean(r["fit_wall_time_s"])) for r in records]
+    per_instance = pd.DataFrame(
+        [(r["experiment"], int(i), score) for r in records for i, score in r["per_instance"].items()],
+        columns=["experiment", "instance", "score"],
+    )
+    return summary[SUMMARY_COLUMNS], per_instance
+
+
+def compare_experiments(summary_files: Sequence[str | Path], paths: StudyPaths) -> pd.DataFrame:
+    summary, per_instance = read_summaries(summary_files)
+    write_text(paths.summary_csv, summary.to_csv(index=False))
+    write_text(paths.summary_md, _markdown(summary))
+    save_figure(plots.comparison_figure(summary, per_instance), paths.comparison_plot, dpi=120)
+    return summary
+
+
+def _markdown(summary: pd.DataFrame) -> str:
+    confidence = summary["confidence"].iloc[0]
+    table = summary.assign(
+        **{f"{confidence:.0%} CI of mean": [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(summary.ci_low, summary.ci_high)]}
+    ).drop(columns=["ci_low", "ci_high", "confidence"])
+    lines = [
+        "# Study summary",
+        "",
+        "Score: mean evaluation return (discounted with each experiment's eval gamma) per fitted instance; "
+        "statistics are over instances.",
+        "",
+        table.to_markdown(index=False, floatfmt=".4g"),
+        "",
+    ]
+    return "\n".join(lines)

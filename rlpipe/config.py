@@ -1,0 +1,217 @@
+"""Load and validate a study config: JSON schema (defaults filled in), then checks the schema cannot express.
+
+Both drivers use :func:`validate_study`, so a bad config fails the same way before any job starts,
+with one message per problem naming the experiment and the key.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rlpipe.envs import EnvSpecError, check_env_spec
+from rlpipe.errors import ConfigError
+from rlpipe.imports import import_object
+
+# Set by rlpipe for every instance; a config must not set them in init_kwargs.
+RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated config: the root seed, report settings, and experiments with every default filled in."""
+
+    seed: int
+    report: dict[str, Any]
+    experiments: dict[str, dict[str, Any]]
+
+    def experiment(self, name: str) -> dict[str, Any]:
+        try:
+            return self.experiments[name]
+        except KeyError:
+            raise ConfigError(f"no experiment named '{name}' (experiments: {', '.join(self.experiments)})") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, reporting syntax errors with their line."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the config must be a mapping with an 'experiments' key")
+    return data
+
+
+def validate_study(config: Mapping[str, Any]) -> Study:
+    """Validate ``config`` (not modified) and return the :class:`Study` with defaults filled in.
+
+    Beyond the schema, each agent class is imported and each env spec resolved, so that a typo fails
+    here rather than in a job. Raises :class:`ConfigError` listing every problem found.
+    """
+    filled = copy.deepcopy(dict(config))
+    errors = sorted(_validator().iter_errors(filled), key=_error_sort_key)
+    problems = [_format_schema_error(e) for e in errors]
+    experiments = filled.get("experiments")
+    if isinstance(experiments, dict):
+        invalid = {str(e.absolute_path[1]) for e in errors if len(e.absolute_path) > 1 and e.absolute_path[0] == "experiments"}
+        for name, experiment in experiments.items():
+            if name not in invalid and isinstance(experiment, dict):
+                problems += [f"experiments.{name}.{p}" for p in _check_experiment(experiment)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Study(seed=filled["seed"], report=filled["report"], experiments=filled["experiments"])
+
+
+def experiment_schema() -> dict[str, Any]:
+    """The schema of one experiment entry (used by ExperimentManager to validate its arguments)."""
+    return _schema()["$defs"]["experiment"]
+
+
+# ---------------------------------------------------------------------------------------------- schema
+@cache
+def _schema() -> dict[str, Any]:
+    text = resources.files("rlpipe").joinpath("schemas/config.schema.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+@cache
+def _validator_class() -> type:
+    """A Draft 2020-12 validator that fills in ``default`` values while it validates."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults})
+
+
+def _validator() -> Any:
+    return _validator_class()(_schema())
+
+
+def _error_sort_key(error: Any) -> tuple:
+    return tuple(str(p) for p in error.absolute_path), error.message
+
+
+def _format_schema_error(error: Any) -> str:
+    """One line: the dotted key path, then what is wrong with it."""
+    from jsonschema.exceptions import best_match
+
+    if error.context:  # anyOf: report the branch meant for this kind of value (a mapping, a string…)
+        same_kind = [e for e in error.context if e.validator != "type"] or list(error.context)
+        error = best_match(same_kind)
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        return "\n".join(f"{where}: unknown key '{key}'{_suggest(key, allowed)}" for key in unknown)
+    if error.validator == "required":
+        missing = re.search(r"'(.+?)' is a required property", error.message)
+        return f"{where}: missing required key '{missing.group(1) if missing else error.message}'"
+    if "propertyNames" in error.relative_schema_path:
+        return f"{where}: '{error.instance}' is not a valid name (use letters, digits, '_', '-', '.')"
+    return f"{where}: {error.message}"
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(candidates)})"
+
+
+# ---------------------------------------------------------------------------------------------- semantics
+def _check_experiment(experiment: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    n_fit = experiment["n_fit"]
+    per_instance = experiment.get("init_kwargs_per_instance")
+    if per_instance is not None and len(per_instance) != n_fit:
+        problems.append(f"init_kwargs_per_instance: has {len(per_instance)} entries but n_fit is {n_fit}")
+    all_kwargs = [("init_kwargs", experiment["init_kwargs"])]
+    all_kwargs += [(f"init_kwargs_per_instance[{i}]", kw) for i, kw in enumerate(per_instance or [])]
+    for where, kwargs in all_kwargs:
+        problems += [f"{where}.{p}" for p in _check_init_kwargs_values(kwargs)]
+    agent_class, problem = _import_agent_class(experiment["agent"])
+    if problem:
+        problems.append(f"agent: {problem}")
+    else:
+        for where, kwargs in all_kwargs:
+            problems += [f"{where}: {p}" for p in _check_accepted_kwargs(agent_class, kwargs)]
+    for key in ("train_env", "eval_env"):
+        if key in experiment:
+            try:
+                check_env_spec(experiment[key])
+            except EnvSpecError as error:
+                problems.append(f"{key}: {error}")
+    return problems
+
+
+def _import_agent_class(path: str) -> tuple[type | None, str | None]:
+    from rlpipe.agents.base import Agent
+
+    try:
+        agent_class = import_object(path)
+    except ImportError as error:
+        return None, str(error)
+    if not (inspect.isclass(agent_class) and issubclass(agent_class, Agent)):
+        return None, f"'{path}' is not a subclass of rlpipe.agents.Agent"
+    return agent_class, None
+
+
+def _check_init_kwargs_values(kwargs: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, value in kwargs.items():
+        if key in RESERVED_INIT_KWARGS:
+            problems.append(f"{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)")
+        elif isinstance(value, str) and _YAML11_FLOAT.match(value):
+            problems.append(
+                f"{key}: '{value}' was read as a string (YAML 1.1 needs a dot in the mantissa: write "
+                f"{_with_dot(value)}, or quote it if a string is meant and rename the value)"
+            )
+    return problems
+
+
+def _with_dot(text: str) -> str:
+    mantissa, _, exponent = text.lower().partition("e")
+    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
+
+
+def _check_accepted_kwargs(agent_class: type, kwargs: Mapping[str, Any]) -> list[str]:
+    accepted = accepted_init_kwargs(agent_class)
+    if accepted is None:
+        return []
+    return [f"{agent_class.__name__} does not accept '{key}'{_suggest(key, sorted(accepted))}" for key in kwargs if key not in accepted]
+
+
+def accepted_init_kwargs(agent_class: type) -> set[str] | None:
+    """Names the constructor chain accepts, following ``**kwargs`` up the MRO; None if anything goes."""
+    names: set[str] = set()
+    for klass in agent_class.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        parameters = inspect.signature(klass.__init__).parameters.values()
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names
+        if klass is object:
+            break
+    return None

@@ -1,0 +1,129 @@
+"""Environment specs → gymnasium environments.
+
+A spec is one of:
+- a gymnasium id string, e.g. ``"CartPole-v1"`` (``"module:Env-v0"`` imports ``module`` first);
+- a mapping ``{id: ..., kwargs: {...}, wrappers: [...]}`` or ``{constructor: "pkg.mod:make_env", kwargs: {...}}``;
+- an rlberry-style tuple ``(constructor, kwargs)`` where constructor is a callable, an import path or an id;
+- an already built ``gymnasium.Env`` (used as is, or deep-copied).
+Each wrapper is ``"pkg.mod:Wrapper"`` or ``{wrapper: "pkg.mod:Wrapper", kwargs: {...}}``.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gymnasium as gym
+
+from rlpipe.imports import import_object
+
+EnvSpec = Any  # str | Mapping | tuple | gym.Env
+
+
+class EnvSpecError(ValueError):
+    """The spec cannot be turned into an environment (the message says why)."""
+
+
+def make_env(spec: EnvSpec, copy_instance: bool = True) -> gym.Env:
+    """Build a fresh environment from ``spec``."""
+    if isinstance(spec, gym.Env):
+        return copy.deepcopy(spec) if copy_instance else spec
+    constructor, kwargs, wrappers = _normalise(spec)
+    env = constructor(**kwargs)
+    if not isinstance(env, gym.Env):
+        raise EnvSpecError(f"the env constructor returned {type(env).__name__}, not a gymnasium.Env")
+    for wrapper, wrapper_kwargs in wrappers:
+        env = wrapper(env, **wrapper_kwargs)
+    return env
+
+
+def check_env_spec(spec: EnvSpec) -> None:
+    """Raise :class:`EnvSpecError` if ``spec`` names an unknown id, constructor or wrapper, without building it."""
+    if not isinstance(spec, gym.Env):
+        _normalise(spec)
+
+
+def describe_env(spec: EnvSpec) -> str:
+    """A short human name for tables: the gymnasium id or the constructor's path."""
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, Mapping):
+        return str(spec.get("id") or spec.get("constructor"))
+    if isinstance(spec, tuple) and spec:
+        head = spec[0]
+        return head if isinstance(head, str) else getattr(head, "__name__", repr(head))
+    if isinstance(spec, gym.Env):
+        return spec.spec.id if spec.spec is not None else type(spec).__name__
+    return repr(spec)
+
+
+def _normalise(spec: EnvSpec) -> tuple[Callable[..., gym.Env], dict, list[tuple[Callable, dict]]]:
+    if isinstance(spec, str):
+        return _gym_constructor(spec), {}, []
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise EnvSpecError(f"an env tuple must be (constructor, kwargs), got {len(spec)} items")
+        head, kwargs = spec
+        if head is None:
+            raise EnvSpecError("no environment given: the env tuple is (None, ...)")
+        if isinstance(head, str):
+            constructor = _gym_constructor(head) if head in gym.registry else _id_or_import_path(head)
+        elif callable(head):
+            constructor = head
+        else:
+            raise EnvSpecError(f"an env constructor must be callable or a string, got {type(head).__name__}")
+        return constructor, dict(kwargs or {}), []
+    if isinstance(spec, Mapping):
+        has_id, has_ctor = "id" in spec, "constructor" in spec
+        if has_id == has_ctor:
+            raise EnvSpecError("an env spec needs exactly one of 'id' (a gymnasium id) or 'constructor' (an import path)")
+        constructor = _gym_constructor(spec["id"]) if has_id else _import_constructor(spec["constructor"])
+        wrappers = [_wrapper(w) for w in spec.get("wrappers") or []]
+        return constructor, dict(spec.get("kwargs") or {}), wrappers
+    raise EnvSpecError(f"cannot make an environment from {type(spec).__name__} {spec!r}")
+
+
+def _id_or_import_path(text: str) -> Callable[..., gym.Env]:
+    """Strings in rlberry-style tuples may be a callable's import path or a gymnasium id."""
+    try:
+        candidate = import_object(text)
+    except ImportError:
+        return _gym_constructor(text)
+    if not callable(candidate):
+        raise EnvSpecError(f"env constructor '{text}' is not callable")
+    return candidate
+
+
+def _gym_constructor(env_id: str) -> Callable[..., gym.Env]:
+    if ":" in env_id:  # gymnasium's "module:EnvId" form registers the env on import
+        module, _, bare_id = env_id.partition(":")
+        try:
+            import_object(module + ":__name__")
+        except ImportError as error:
+            raise EnvSpecError(f"env id '{env_id}': {error}") from None
+        env_id = bare_id
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise EnvSpecError(f"gymnasium does not know the env id '{env_id}'{hint}")
+    return lambda **kwargs: gym.make(env_id, **kwargs)
+
+
+def _import_constructor(path: str) -> Callable[..., gym.Env]:
+    try:
+        constructor = import_object(path)
+    except ImportError as error:
+        raise EnvSpecError(str(error)) from None
+    if not callable(constructor):
+        raise EnvSpecError(f"env constructor '{path}' is not callable")
+    return constructor
+
+
+def _wrapper(item: Any) -> tuple[Callable, dict]:
+    path, kwargs = (item, {}) if isinstance(item, str) else (item.get("wrapper"), item.get("kwargs") or {})
+    try:
+        wrapper = import_object(path)
+    except ImportError as error:
+        raise EnvSpecError(f"wrapper: {error}") from None
+    return wrapper, dict(kwargs)

@@ -1,0 +1,62 @@
+"""Evaluate one fitted instance: one row per episode, seeded from the instance's evaluation stream."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from rlpipe.agents.base import Agent, AgentWithSimplePolicy
+from rlpipe.atomic import write_parquet
+from rlpipe.fitting import agent_class, agent_kwargs
+from rlpipe.provenance import library_versions
+from rlpipe.rollouts import run_episodes
+from rlpipe.tasks import AgentTask, EvalTask
+
+EPISODE_COLUMNS = ("instance", "episode", "seed", "return", "discounted_return", "length")
+
+
+def load_instance_agent(task: AgentTask, checkpoint: str | Path) -> Agent:
+    """Rebuild the instance's agent (envs and init kwargs from the task) and load its checkpoint."""
+    kwargs = agent_kwargs(task, Path(checkpoint).parent / "agent_output")
+    return agent_class(task).load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
+
+
+def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
+    """Run ``n_simulations`` episodes of at most ``eval_horizon`` steps on the agent's eval env.
+
+    Agents with a ``policy`` are rolled out here, giving return, discounted return and length per
+    episode. Other agents are scored by one ``agent.eval(n_simulations=1, ...)`` call per episode,
+    which gives only the discounted return (the other columns are null).
+    """
+    seeds = task.episode_seeds
+    horizon, gamma = task.eval_kwargs["eval_horizon"], task.eval_kwargs["gamma"]
+    if _has_policy(agent):
+        episodes = run_episodes(agent.policy, agent.eval_env, seeds, horizon, gamma)
+        returns, lengths = episodes["return"], episodes["length"]
+        discounted = episodes["discounted_return"]
+    else:
+        discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
+        returns, lengths = np.full(len(seeds), np.nan), None
+    n = len(seeds)
+    return pa.table({
+        "instance": pa.array(np.full(n, task.instance, dtype=np.int64)),
+        "episode": pa.array(np.arange(n, dtype=np.int64)),
+        "seed": pa.array(seeds),
+        "return": pa.array(returns, pa.float64()),
+        "discounted_return": pa.array(discounted, pa.float64()),
+        "length": pa.array(lengths, pa.int64()) if lengths is not None else pa.nulls(n, pa.int64()),
+    })
+
+
+def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path) -> pa.Table:
+    """Load the checkpoint, evaluate, and write the episodes table to ``output`` (Parquet)."""
+    table = evaluate_agent(load_instance_agent(task, checkpoint), task)
+    write_parquet(output, table, metadata={"task_hash": task.task_hash(), "eval_kwargs": task.eval_kwargs,
+                                           "root_seed": task.root_seed, "versions": library_versions()})
+    return table
+
+
+def _has_policy(agent: Any) -> bool:
+    return isinstance(agent, AgentWithSimplePolicy) and type(agent).policy is not AgentWithSimplePolicy.policy

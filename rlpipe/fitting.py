@@ -1,0 +1,143 @@
+"""Fit one instance in chunks, checkpointing after each, and resume an interrupted fit from its last chunk.
+
+Progress lives in ``<instance>/progress/`` (not a declared output, so Snakemake never deletes it);
+the final checkpoint, writer Parquet and record are renamed into place only when the fit is complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from rlpipe.agents.base import Agent
+from rlpipe.atomic import write_json, write_parquet
+from rlpipe.errors import CheckpointError
+from rlpipe.imports import import_object, object_path
+from rlpipe.paths import InstancePaths
+from rlpipe.provenance import library_versions, utc_now
+from rlpipe.seeding import seed_record
+from rlpipe.tasks import AgentTask, FitTask
+
+_PROGRESS_RECORD = "progress.json"
+_PROGRESS_CHECKPOINT = "agent.ckpt"
+_PROGRESS_WRITER = "writer.parquet"
+
+
+def agent_class(task: AgentTask) -> type[Agent]:
+    return task.agent if isinstance(task.agent, type) else import_object(task.agent)
+
+
+def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Constructor kwargs of the instance's agent: env, eval env, seed, then the user's init_kwargs."""
+    kwargs = {
+        "env": task.train_env,
+        "eval_env": task.eval_env,
+        "seeder": task.instance_seed,
+        "output_dir": output_dir,
+        "_execution_metadata": task.instance,
+        **task.init_kwargs,
+    }
+    if writer_kwargs is not None:
+        kwargs["_default_writer_kwargs"] = {"name": task.experiment, **writer_kwargs}
+    return kwargs
+
+
+def split_budget(budget: int, n_chunks: int) -> list[int]:
+    """``n_chunks`` integer budgets summing to ``budget``, as equal as possible (never a zero chunk)."""
+    n = max(1, min(n_chunks, budget))
+    base, extra = divmod(budget, n)
+    return [base + (1 if k < extra else 0) for k in range(n)]
+
+
+def fit_instance(task: FitTask, paths: InstancePaths) -> dict[str, Any]:
+    """Fit the instance described by ``task`` and write its checkpoint, writer data and record under ``paths``."""
+    started, clock = utc_now(), time.perf_counter()
+    chunks = split_budget(task.fit_budget, task.n_checkpoints)
+    agent, done = _resume_or_build(task, paths)
+    if done:
+        print(f"[rlpipe] resuming {task.experiment}[{task.instance}] after chunk {done}/{len(chunks)}", file=sys.stderr, flush=True)
+    agent.writer.set_max_global_step(task.fit_budget)
+    for chunk in range(done, len(chunks)):
+        agent.fit(chunks[chunk], **task.fit_kwargs)
+        _save_progress(agent, task, paths, chunk + 1)
+    agent.writer.close()
+    record = {
+        "experiment": task.experiment,
+        "instance": task.instance,
+        "agent_class": object_path(type(agent)),
+        "fit_budget": task.fit_budget,
+        "chunks": chunks,
+        "resumed_after_chunk": done,
+        "total_env_steps": agent.total_env_steps,
+        "root_seed": task.root_seed,
+        "instance_seed": seed_record(task.instance_seed),
+        "task": _task_record(task),
+        "task_hash": task.task_hash(),
+        "versions": library_versions(),
+        "started": started,
+        "finished": utc_now(),
+        "wall_time_s": time.perf_counter() - clock,
+    }
+    _promote_progress(paths, record)
+    return record
+
+
+def _resume_or_build(task: FitTask, paths: InstancePaths) -> tuple[Agent, int]:
+    """The agent after the last saved chunk of this exact task, or a fresh one (and 0 chunks done)."""
+    cls = agent_class(task)
+    kwargs = agent_kwargs(task, paths.folder / "agent_output", task.writer_kwargs)
+    progress = _read_progress(paths.progress)
+    if progress is None or progress["task_hash"] != task.task_hash():
+        shutil.rmtree(paths.progress, ignore_errors=True)
+        return cls(**kwargs), 0
+    try:
+        agent = cls.load(paths.progress / _PROGRESS_CHECKPOINT, allow_pickle=task.allow_pickle, **kwargs)
+        agent.writer.load_arrow(pq.read_table(paths.progress / _PROGRESS_WRITER))
+    except (CheckpointError, OSError) as error:  # an unreadable progress is discarded, never trusted
+        print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
+        shutil.rmtree(paths.progress, ignore_errors=True)
+        return cls(**kwargs), 0
+    return agent, int(progress["chunks_done"])
+
+
+def _read_progress(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / _PROGRESS_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, chunks_done: int) -> None:
+    """Checkpoint and writer data first, then the record that vouches for them: a kill leaves a consistent state."""
+    folder = paths.progress
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint = agent.save(folder / _PROGRESS_CHECKPOINT)
+    if checkpoint != folder / _PROGRESS_CHECKPOINT:
+        raise RuntimeError(f"{type(agent).__name__}.save must write the file it is given, not {checkpoint}")
+    write_parquet(folder / _PROGRESS_WRITER, agent.writer.to_arrow() if agent.writer else _empty_writer_table(task))
+    write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "chunks_done": chunks_done})
+
+
+def _promote_progress(paths: InstancePaths, record: dict[str, Any]) -> None:
+    os.replace(paths.progress / _PROGRESS_WRITER, paths.writer)
+    os.replace(paths.progress / _PROGRESS_CHECKPOINT, paths.checkpoint)
+    write_json(paths.fit_record, record)
+    shutil.rmtree(paths.progress, ignore_errors=True)
+
+
+def _empty_writer_table(task: FitTask) -> Any:
+    from rlpipe.writer import DefaultWriter
+
+    return DefaultWriter(name=task.experiment, print_log=False).to_arrow()
+
+
+def _task_record(task: AgentTask) -> dict[str, Any]:
+    """The task as JSON-able data (classes and callables of the Python API become import paths)."""
+    return json.loads(json.dumps(asdict(task), default=lambda o: object_path(o) if callable(o) else repr(o)))

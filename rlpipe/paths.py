@@ -1,0 +1,108 @@
+"""The on-disk layout of results, in one place: the Snakemake rules and ExperimentManager both use it.
+
+``<root>/<experiment>/instances/<i>/`` holds one fitted instance; ``<root>/<experiment>/`` the
+experiment's aggregates; ``<root>/`` the cross-experiment comparison. Functions accept wildcard
+strings such as ``"{experiment}"`` so that Snakemake rules can use them as patterns.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = "results"
+
+
+@dataclass(frozen=True)
+class InstancePaths:
+    """Files of one fitted instance."""
+
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "agent.ckpt"
+
+    @property
+    def writer(self) -> Path:
+        return self.folder / "writer.parquet"
+
+    @property
+    def fit_record(self) -> Path:
+        return self.folder / "fit.json"
+
+    @property
+    def fit_log(self) -> Path:
+        return self.folder / "fit.log"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.folder / "evaluation.parquet"
+
+    @property
+    def evaluation_log(self) -> Path:
+        return self.folder / "evaluate.log"
+
+    @property
+    def progress(self) -> Path:
+        """Resume state of an unfinished fit (not a Snakemake output, so Snakemake never deletes it)."""
+        return self.folder / "progress"
+
+
+@dataclass(frozen=True)
+class ExperimentPaths:
+    """Files of one experiment."""
+
+    folder: Path
+
+    def instance(self, index: int | str) -> InstancePaths:
+        return InstancePaths(self.folder / "instances" / str(index))
+
+    @property
+    def writer_data(self) -> Path:
+        return self.folder / "writer_data.parquet"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.folder / "evaluation.parquet"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "summary.json"
+
+    @property
+    def learning_curve_plot(self) -> Path:
+        return self.folder / "learning_curve.png"
+
+    @property
+    def evaluation_plot(self) -> Path:
+        return self.folder / "evaluation.png"
+
+    @property
+    def aggregate_log(self) -> Path:
+        return self.folder / "aggregate.log"
+
+
+@dataclass(frozen=True)
+class StudyPaths:
+    """Files of the whole study under ``root``."""
+
+    root: Path = Path(DEFAULT_ROOT)
+
+    def experiment(self, name: str) -> ExperimentPaths:
+        return ExperimentPaths(self.root / name)
+
+    @property
+    def summary_csv(self) -> Path:
+        return self.root / "summary.csv"
+
+    @property
+    def summary_md(self) -> Path:
+        return self.root / "summary.md"
+
+    @property
+    def comparison_plot(self) -> Path:
+        return self.root / "comparison.png"
+
+    @property
+    def compare_log(self) -> Path:
+        return self.root / "compare.log"

@@ -1,0 +1,227 @@
+"""Paper-ready figures of learning curves, evaluations and experiment comparisons.
+
+Figures are built with ``matplotlib.figure.Figure`` directly, never ``pyplot``: no backend is
+selected, no global figure registry is touched, so this is safe in headless jobs and threads.
+Every function returns the figure; the caller saves it with ``rlpipe.atomic.save_figure``.
+Empty input gives a figure that says "no data" instead of an exception, so one empty experiment
+does not break a whole report.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+MEAN_COLOR = "C0"
+INSTANCE_COLOR = "0.55"
+IQM_COLOR = "C3"
+JITTER_SEED = 0
+MAX_COMPARISON_COLUMNS = 4
+
+
+# --------------------------------------------------------------------------------------- helpers
+def _require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+    """Fail with the available columns listed, so a mismatched input is diagnosed at once."""
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise KeyError(f"{name} lacks column(s) {missing}; available columns: {list(frame.columns)}")
+
+
+def _no_data_figure(title: str) -> Figure:
+    """A figure with a centred "no data" message: a visible, honest placeholder for empty input."""
+    figure = Figure(figsize=(6.0, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    axes.set_title(title)
+    axes.text(0.5, 0.5, "no data", ha="center", va="center", fontsize=14, color="0.4",
+              transform=axes.transAxes)
+    return figure
+
+
+def _percent(confidence: float) -> str:
+    """``0.95`` -> ``"95%"``, ``0.975`` -> ``"97.5%"`` (no rounding that would misstate the level)."""
+    return f"{100.0 * float(confidence):.6g}%"
+
+
+def _pretty(name: str) -> str:
+    """Column names as axis labels: ``discounted_return`` -> ``discounted return``."""
+    return str(name).replace("_", " ")
+
+
+def _jitter(rng: np.random.Generator, size: int, width: float) -> np.ndarray:
+    """Uniform offsets in ``[-width, width]`` that spread overlapping points for visibility."""
+    return rng.uniform(-width, width, size=size)
+
+
+# ------------------------------------------------------------------------------ learning curves
+def _draw_instance_curves(axes: Axes, curves: pd.DataFrame) -> None:
+    """Thin faint per-instance curves, one legend entry for all, so the spread behind the mean shows."""
+    _require_columns(curves, ("instance", "x", "value"), "curves")
+    for index, (_, curve) in enumerate(curves.sort_values(["instance", "x"]).groupby("instance", sort=True)):
+        axes.plot(curve["x"].to_numpy(), curve["value"].to_numpy(), color=INSTANCE_COLOR, linewidth=0.7,
+                  alpha=0.45, zorder=1, label="individual instances" if index == 0 else "_nolegend_")
+
+
+def learning_curve_figure(
+    band: pd.DataFrame,
+    curves: pd.DataFrame | None,
+    title: str,
+    ylabel: str,
+    xlabel: str = "environment steps",
+    confidence: float = 0.95,
+) -> Figure:
+    """Mean learning curve with its shaded bootstrap CI band, over faint per-instance curves.
+
+    ``band`` is the output of ``rlpipe.statistics.curve_band`` and ``curves`` (optional) that of
+    ``learning_curves``. The legend states the number of instances and the CI level, so the
+    figure can be read without its caption.
+    """
+    if band.empty:
+        return _no_data_figure(title)
+    _require_columns(band, ("x", "mean", "ci_low", "ci_high", "n_instances"), "band")
+    band = band.sort_values("x")
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    if curves is not None and not curves.empty:
+        _draw_instance_curves(axes, curves)
+    n_instances = int(band["n_instances"].max())
+    label = f"mean over {n_instances} instance{'s' if n_instances != 1 else ''}, {_percent(confidence)} bootstrap CI"
+    x = band["x"].to_numpy(dtype=float)
+    shade = axes.fill_between(x, band["ci_low"].to_numpy(dtype=float), band["ci_high"].to_numpy(dtype=float),
+                              color=MEAN_COLOR, alpha=0.25, linewidth=0, zorder=2, label="_nolegend_")
+    (line,) = axes.plot(x, band["mean"].to_numpy(dtype=float), color=MEAN_COLOR, linewidth=2.0, zorder=3,
+                        label=label)
+    handles, labels = axes.get_legend_handles_labels()
+    handles = [(shade, line) if handle is line else handle for handle in handles]
+    axes.legend(handles, labels, loc="best", frameon=False)
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
+    axes.grid(True, alpha=0.3)
+    return figure
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def _episode_groups(evaluation: pd.DataFrame, metric: str) -> tuple[list, list[np.ndarray]]:
+    """Instance labels and the metric of their episodes, in instance order."""
+    grouped = evaluation.groupby("instance", sort=True)[metric]
+    return list(grouped.groups), [values.to_numpy(dtype=float) for _, values in grouped]
+
+
+def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "discounted_return") -> Figure:
+    """Per-instance distributions of an evaluation metric, plus the distribution of instance means.
+
+    Boxes and jittered points per instance show the within-instance (episode) variation; the last
+    column, "per-instance means", shows the between-instance variation that the experiment's CI is
+    about. Jitter uses a fixed ``default_rng(0)`` so the figure is reproducible.
+    """
+    if evaluation.empty:
+        return _no_data_figure(title)
+    _require_columns(evaluation, ("instance", metric), "evaluation")
+    instances, episodes = _episode_groups(evaluation, metric)
+    means = np.array([values.mean() for values in episodes])
+    n = len(instances)
+    positions = np.arange(1, n + 1, dtype=float)
+    means_position = n + 1.5
+
+    figure = Figure(figsize=(min(3.0 + 0.45 * (n + 2), 16.0), 4.2), layout="constrained")
+    axes = figure.add_subplot()
+    box_style = dict(widths=0.6, showfliers=False, patch_artist=True, showmeans=True,
+                     medianprops={"color": "black"},
+                     boxprops={"facecolor": "none", "edgecolor": "0.3"},
+                     meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"})
+    axes.boxplot(episodes, positions=positions, **box_style)
+    axes.boxplot([means], positions=[means_position], **box_style)
+
+    rng = np.random.default_rng(JITTER_SEED)
+    episode_x = np.repeat(positions, [values.size for values in episodes]) + _jitter(rng, sum(map(len, episodes)), 0.18)
+    axes.scatter(episode_x, np.concatenate(episodes), s=10, color=MEAN_COLOR, alpha=0.5, linewidths=0,
+                 zorder=3, label="episodes")
+    axes.scatter(means_position + _jitter(rng, n, 0.18), means, s=24, color=IQM_COLOR, alpha=0.8,
+                 linewidths=0, zorder=3, label="per-instance mean")
+    axes.axvline(n + 0.75, color="0.6", linestyle="--", linewidth=0.8)
+
+    axes.set_xticks([*positions, means_position], [*map(str, instances), "per-instance\nmeans"],
+                    rotation=90 if n > 12 else 0)
+    axes.set_xlim(0.4, means_position + 0.6)
+    axes.set_xlabel("instance")
+    axes.set_ylabel(_pretty(metric))
+    axes.set_title(title)
+    axes.grid(True, axis="y", alpha=0.3)
+    axes.legend(loc="best", frameon=False, fontsize="small")
+    return figure
+
+
+# ----------------------------------------------------------------------------------- comparison
+def _comparison_layout(n_envs: int) -> tuple[int, int]:
+    """Rows and columns of env panels: side by side, wrapping so many envs stay legible."""
+    n_columns = min(n_envs, MAX_COMPARISON_COLUMNS)
+    return int(np.ceil(n_envs / n_columns)), n_columns
+
+
+def _ci_label(summary: pd.DataFrame) -> str:
+    """Legend text for the error bars, naming the CI level when the summary records it."""
+    if "confidence" in summary.columns and summary["confidence"].notna().any():
+        return f"mean, {_percent(summary['confidence'].dropna().iloc[0])} bootstrap CI"
+    return "mean, bootstrap CI"
+
+
+def _draw_env_panel(axes: Axes, env: str, rows: pd.DataFrame, per_instance: pd.DataFrame,
+                    rng: np.random.Generator, ci_label: str) -> None:
+    """One env: a row per experiment with per-instance scores, mean +- CI and the IQM."""
+    experiments = rows["experiment"].astype(str).to_numpy()
+    y = np.arange(len(experiments), dtype=float)
+    row_of = dict(zip(experiments, y))
+    scores = per_instance[per_instance["experiment"].astype(str).isin(row_of)]
+    score_y = scores["experiment"].astype(str).map(row_of).to_numpy(dtype=float)
+    axes.scatter(scores["score"].to_numpy(dtype=float), score_y - 0.22 + _jitter(rng, len(scores), 0.06),
+                 s=14, color=INSTANCE_COLOR, alpha=0.7, linewidths=0, zorder=2, label="per-instance scores")
+
+    mean = rows["mean"].to_numpy(dtype=float)
+    errors = np.clip(np.vstack([mean - rows["ci_low"].to_numpy(dtype=float),
+                                rows["ci_high"].to_numpy(dtype=float) - mean]), 0.0, None)
+    axes.errorbar(mean, y, xerr=errors, fmt="o", color=MEAN_COLOR, markersize=6, capsize=4, linewidth=1.6,
+                  zorder=3, label=ci_label)
+    axes.plot(rows["iqm"].to_numpy(dtype=float), y, linestyle="none", marker="D", markersize=7,
+              markerfacecolor="none", markeredgecolor=IQM_COLOR, markeredgewidth=1.6, zorder=4, label="IQM")
+
+    axes.set_yticks(y, experiments)
+    axes.set_ylim(len(experiments) - 0.5, -0.6)  # first experiment on top
+    axes.set_title(f"env: {env}")
+    axes.set_xlabel("score")
+    axes.grid(True, axis="x", alpha=0.3)
+
+
+def comparison_figure(summary: pd.DataFrame, per_instance: pd.DataFrame) -> Figure:
+    """Experiments compared within each env: mean with CI, IQM and per-instance scores.
+
+    Scores of different envs are on incomparable scales, so each env gets its own panel with its
+    own x axis (nothing shared). Per-instance rows whose experiment is not in ``summary`` are not
+    drawn, since their env is unknown.
+    """
+    title = "Comparison of experiments"
+    if summary.empty:
+        return _no_data_figure(title)
+    _require_columns(summary, ("experiment", "env", "mean", "ci_low", "ci_high", "iqm"), "summary")
+    _require_columns(per_instance, ("experiment", "instance", "score"), "per_instance")
+    summary = summary.assign(env=summary["env"].astype(str))
+    envs = list(pd.unique(summary["env"]))
+    n_rows, n_columns = _comparison_layout(len(envs))
+    max_experiments = int(summary.groupby("env", sort=False).size().max())
+    figure = Figure(figsize=(4.2 * n_columns + 1.0, n_rows * (1.2 + 0.45 * max_experiments)), layout="constrained")
+    panels = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
+    for unused in panels[len(envs):]:
+        unused.remove()
+
+    rng = np.random.default_rng(JITTER_SEED)
+    ci_label = _ci_label(summary)
+    for axes, env in zip(panels, envs):
+        _draw_env_panel(axes, env, summary[summary["env"] == env], per_instance, rng, ci_label)
+    handles, labels = panels[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    figure.suptitle(title)
+    return figure

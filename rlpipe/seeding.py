@@ -1,0 +1,104 @@
+"""Seeds derived from one root ``SeedSequence`` by *keys*, never by stateful spawning.
+
+The seed of instance ``i`` of experiment ``e`` is ``child(root, e, FIT, i)``: it depends on nothing
+else, so raising ``n_fit`` keeps earlier instances, job order never changes a number, and any
+instance can be re-run alone. Evaluation, optimisation and statistics use their own streams.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+from typing import Union
+
+import numpy as np
+
+
+class Stream(enum.IntEnum):
+    """Independent purposes that draw randomness from an experiment's seed."""
+
+    FIT = 0
+    EVAL = 1
+    OPTIMIZE = 2
+    STATISTICS = 3
+
+
+def name_key(name: str) -> int:
+    """A stable 64-bit integer for a name (Python's ``hash`` is salted per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
+
+
+def keyed_child(root: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
+    """The child of ``root`` at ``key``: the same every time, whatever was spawned before."""
+    return np.random.SeedSequence(
+        entropy=root.entropy,
+        spawn_key=tuple(root.spawn_key) + tuple(int(k) for k in key),
+        pool_size=root.pool_size,
+    )
+
+
+def experiment_stream(
+    root: np.random.SeedSequence, experiment: str, stream: Stream, index: int
+) -> np.random.SeedSequence:
+    """Seed of item ``index`` (an instance, a trial…) of ``stream`` in ``experiment``."""
+    return keyed_child(root, name_key(experiment), int(stream), index)
+
+
+SeedLike = Union[None, int, np.random.SeedSequence, "Seeder"]
+
+
+class Seeder:
+    """A ``SeedSequence`` with its generator, as rlberry's Seeder: ``seeder.rng``, ``spawn``, ``reseed``.
+
+    Unlike rlberry's, constructing a Seeder does not spawn: ``Seeder(s).seed_seq`` is ``s``.
+    """
+
+    def __init__(self, seed: SeedLike = None) -> None:
+        self.seed_seq = as_seed_sequence(seed)
+        self.rng = np.random.default_rng(self.seed_seq)
+
+    def spawn(self, n: int = 1, squeeze: bool = True) -> "Seeder | list[Seeder]":
+        """``n`` new independent Seeders (stateful: each call gives new children)."""
+        children = [Seeder(s) for s in self.seed_seq.spawn(n)]
+        return children[0] if (squeeze and n == 1) else children
+
+    def child(self, *key: int) -> "Seeder":
+        """The keyed child ``key`` (stateless: the same key always gives the same Seeder)."""
+        return Seeder(keyed_child(self.seed_seq, *key))
+
+    def reseed(self, seed: SeedLike = None) -> None:
+        self.seed_seq = as_seed_sequence(seed)
+        self.rng = np.random.default_rng(self.seed_seq)
+
+    def generate_state(self, n: int) -> np.ndarray:
+        return self.seed_seq.generate_state(n)
+
+    def integer_seed(self) -> int:
+        """One 31-bit integer for APIs that want an int (e.g. ``env.reset(seed=...)``)."""
+        return int(self.seed_seq.generate_state(1)[0] >> 1)
+
+    def __repr__(self) -> str:
+        return f"Seeder(entropy={self.seed_seq.entropy}, spawn_key={tuple(self.seed_seq.spawn_key)})"
+
+
+def as_seed_sequence(seed: SeedLike) -> np.random.SeedSequence:
+    """Normalise an int, a SeedSequence, a Seeder or None (fresh entropy) to a SeedSequence."""
+    if seed is None:
+        return np.random.SeedSequence()
+    if isinstance(seed, Seeder):
+        return seed.seed_seq
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"a seed must be a non-negative integer, got {seed}")
+        return np.random.SeedSequence(int(seed))
+    raise TypeError(f"cannot make a seed from {type(seed).__name__} {seed!r}")
+
+
+def seed_record(seq: np.random.SeedSequence) -> dict:
+    """What a result file records so that its seed can be rebuilt exactly."""
+    return {"entropy": int(seq.entropy), "spawn_key": [int(k) for k in seq.spawn_key]}
+
+
+def seed_from_record(record: dict) -> np.random.SeedSequence:
+    return np.random.SeedSequence(entropy=record["entropy"], spawn_key=tuple(record["spawn_key"]))

@@ -1,0 +1,59 @@
+"""Helpers for the Snakefile and rule files: input functions and target lists built from the study.
+
+They live here rather than in the .smk files so that they are tested like the rest of the library.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rlpipe import tasks
+from rlpipe.config import Study, validate_study
+from rlpipe.errors import ConfigError
+from rlpipe.paths import StudyPaths
+
+PATHS = StudyPaths()
+EXPERIMENT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> Study:
+    """Validate the config; on error print every problem and exit before any job is scheduled."""
+    try:
+        return validate_study(config)
+    except ConfigError as error:
+        source = ", ".join(str(f) for f in configfiles) or "the config"
+        problems = "\n".join(f"  - {line}" for line in str(error).splitlines())
+        sys.exit(f"rlpipe: invalid config ({source}):\n{problems}\nNo job was run; nothing under results/ was changed.")
+
+
+def fit_task_json(study: Study, experiment: str, instance: str) -> str:
+    return tasks.fit_task(study, experiment, int(instance)).to_json()
+
+
+def eval_task_json(study: Study, experiment: str, instance: str) -> str:
+    return tasks.eval_task(study, experiment, int(instance)).to_json()
+
+
+def aggregate_task_json(study: Study, experiment: str) -> str:
+    return tasks.aggregate_task(study, experiment).to_json()
+
+
+def instance_files(study: Study, experiment: str, kind: str) -> list[str]:
+    """``kind`` (an InstancePaths attribute) of every instance of ``experiment``."""
+    paths = PATHS.experiment(experiment)
+    return [str(getattr(paths.instance(i), kind)) for i in range(study.experiment(experiment)["n_fit"])]
+
+
+def summary_files(study: Study) -> list[str]:
+    return [str(PATHS.experiment(name).summary) for name in study.experiments]
+
+
+def all_outputs(study: Study) -> list[str]:
+    """Everything the default target builds: each experiment's aggregates and the comparison."""
+    outputs = []
+    for name in study.experiments:
+        paths = PATHS.experiment(name)
+        outputs += [str(p) for p in (paths.writer_data, paths.evaluation, paths.summary,
+                                     paths.learning_curve_plot, paths.evaluation_plot)]
+    return outputs + [str(PATHS.summary_csv), str(PATHS.summary_md), str(PATHS.comparison_plot)]

@@ -1,0 +1,16 @@
+rule evaluate:
+    """Evaluate one fitted instance: one row per episode."""
+    input:
+        checkpoint=INSTANCE.checkpoint,
+    output:
+        episodes=INSTANCE.evaluation,
+    params:
+        task=lambda w: rw.eval_task_json(STUDY, w.experiment, w.instance),
+        folder=lambda w, output: os.path.dirname(output.episodes),
+    log:
+        INSTANCE.evaluation_log,
+    threads: 1
+    conda:
+        "../envs/rlpipe.yaml"
+    shell:
+        "python -m rlpipe evaluate --task {params.task:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
