@@ -1,16 +1,20 @@
 # rlpipe: fit -> evaluate -> aggregate -> compare over every experiment in the config.
 # Kept small: every cluster job re-parses it. The logic lives in the rlpipe package.
-import os
+import shlex
 import sys
 
-sys.path.insert(0, workflow.basedir)  # this workflow's own rlpipe, for parsing and for the jobs
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+# This workflow's own rlpipe package, for parsing here and for every job (also inside conda envs).
+sys.path.insert(0, workflow.basedir)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 
-from rlpipe.workflow import load_study_or_exit
+from rlpipe.workflow import check_config_file_or_exit, load_study_or_exit
 
 
 if not workflow.overwrite_configfiles:  # a --configfile replaces the default config instead of extending it
+    check_config_file_or_exit("config/config.yaml")
+
     configfile: "config/config.yaml"
+
 
 
 STUDY = load_study_or_exit(config, workflow.configfiles)

@@ -106,53 +106,80 @@ def learning_curve_figure(
 
 
 # ----------------------------------------------------------------------------------- evaluation
-def _episode_groups(evaluation: pd.DataFrame, metric: str) -> tuple[list, list[np.ndarray]]:
-    """Instance labels and the metric of their episodes, in instance order."""
-    grouped = evaluation.groupby("instance", sort=True)[metric]
-    return list(grouped.groups), [values.to_numpy(dtype=float) for _, values in grouped]
+def _box_stats(values: pd.Series, groups: pd.Series) -> pd.DataFrame:
+    """Per-group quartiles, mean and Tukey whisker ends (furthest points within 1.5 IQR of the box).
+
+    Computed with grouped pandas operations rather than ``Axes.boxplot``: that method reads every
+    rcParam, which imports ``pyplot`` and resolves a GUI backend as a side effect.
+    """
+    grouped = values.groupby(groups, sort=True)
+    stats = pd.DataFrame({"q1": grouped.quantile(0.25), "median": grouped.median(),
+                          "q3": grouped.quantile(0.75), "mean": grouped.mean()})
+    reach = 1.5 * (stats["q3"] - stats["q1"])
+    low_fence = groups.map(stats["q1"] - reach).to_numpy(dtype=float)
+    high_fence = groups.map(stats["q3"] + reach).to_numpy(dtype=float)
+    stats["whisker_low"] = values.where(values.to_numpy() >= low_fence).groupby(groups, sort=True).min()
+    stats["whisker_high"] = values.where(values.to_numpy() <= high_fence).groupby(groups, sort=True).max()
+    return stats
+
+
+def _draw_boxes(axes: Axes, positions: np.ndarray, stats: pd.DataFrame, width: float = 0.6,
+                legend: bool = False) -> None:
+    """Hollow boxes (quartiles), black median bars, whiskers and a white triangle at the mean."""
+    half = width / 2.0
+    axes.bar(positions, stats["q3"] - stats["q1"], bottom=stats["q1"], width=width, fill=False,
+             edgecolor="0.3", linewidth=1.0, zorder=2)
+    axes.hlines(stats["median"], positions - half, positions + half, color="black", linewidth=1.4, zorder=4,
+                label="median" if legend else "_nolegend_")
+    axes.vlines(np.concatenate([positions, positions]),
+                np.concatenate([stats["whisker_low"], stats["q3"]]),
+                np.concatenate([stats["q1"], stats["whisker_high"]]), color="0.3", linewidth=1.0, zorder=2)
+    axes.plot(positions, stats["mean"], linestyle="none", marker="^", markerfacecolor="white",
+              markeredgecolor="black", zorder=5, label="mean" if legend else "_nolegend_")
 
 
 def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "discounted_return") -> Figure:
     """Per-instance distributions of an evaluation metric, plus the distribution of instance means.
 
-    Boxes and jittered points per instance show the within-instance (episode) variation; the last
-    column, "per-instance means", shows the between-instance variation that the experiment's CI is
-    about. Jitter uses a fixed ``default_rng(0)`` so the figure is reproducible.
+    Boxes (quartiles, median, 1.5-IQR whiskers, mean as a triangle) and jittered points per
+    instance show the within-instance (episode) variation; the last column, "per-instance means",
+    shows the between-instance variation that the experiment's CI is about. Jitter uses a fixed
+    ``default_rng(0)`` so the figure is reproducible.
     """
     if evaluation.empty:
         return _no_data_figure(title)
     _require_columns(evaluation, ("instance", metric), "evaluation")
-    instances, episodes = _episode_groups(evaluation, metric)
-    means = np.array([values.mean() for values in episodes])
-    n = len(instances)
-    positions = np.arange(1, n + 1, dtype=float)
+    values = pd.to_numeric(evaluation[metric], errors="coerce").astype(float).reset_index(drop=True)
+    instance = evaluation["instance"].reset_index(drop=True)
+    episode_stats = _box_stats(values, instance)
+    means = episode_stats["mean"]
+    n = len(episode_stats)
+    position_of = pd.Series(np.arange(1, n + 1, dtype=float), index=episode_stats.index)
     means_position = n + 1.5
 
     figure = Figure(figsize=(min(3.0 + 0.45 * (n + 2), 16.0), 4.2), layout="constrained")
     axes = figure.add_subplot()
-    box_style = dict(widths=0.6, showfliers=False, patch_artist=True, showmeans=True,
-                     medianprops={"color": "black"},
-                     boxprops={"facecolor": "none", "edgecolor": "0.3"},
-                     meanprops={"marker": "^", "markerfacecolor": "white", "markeredgecolor": "black"})
-    axes.boxplot(episodes, positions=positions, **box_style)
-    axes.boxplot([means], positions=[means_position], **box_style)
+    _draw_boxes(axes, position_of.to_numpy(), episode_stats, legend=True)
+    _draw_boxes(axes, np.array([means_position]), _box_stats(means.reset_index(drop=True), pd.Series(np.zeros(n))))
 
     rng = np.random.default_rng(JITTER_SEED)
-    episode_x = np.repeat(positions, [values.size for values in episodes]) + _jitter(rng, sum(map(len, episodes)), 0.18)
-    axes.scatter(episode_x, np.concatenate(episodes), s=10, color=MEAN_COLOR, alpha=0.5, linewidths=0,
-                 zorder=3, label="episodes")
-    axes.scatter(means_position + _jitter(rng, n, 0.18), means, s=24, color=IQM_COLOR, alpha=0.8,
+    episode_x = instance.map(position_of).to_numpy(dtype=float) + _jitter(rng, len(values), 0.18)
+    axes.scatter(episode_x, values, s=10, color=MEAN_COLOR, alpha=0.5, linewidths=0, zorder=3, label="episodes")
+    axes.scatter(means_position + _jitter(rng, n, 0.18), means.to_numpy(), s=24, color=IQM_COLOR, alpha=0.8,
                  linewidths=0, zorder=3, label="per-instance mean")
     axes.axvline(n + 0.75, color="0.6", linestyle="--", linewidth=0.8)
 
-    axes.set_xticks([*positions, means_position], [*map(str, instances), "per-instance\nmeans"],
+    axes.set_xticks([*position_of, means_position], [*map(str, episode_stats.index), "per-instance\nmeans"],
                     rotation=90 if n > 12 else 0)
     axes.set_xlim(0.4, means_position + 0.6)
     axes.set_xlabel("instance")
     axes.set_ylabel(_pretty(metric))
     axes.set_title(title)
     axes.grid(True, axis="y", alpha=0.3)
-    axes.legend(loc="best", frameon=False, fontsize="small")
+    handles, labels = axes.get_legend_handles_labels()
+    order = [labels.index(label) for label in ("episodes", "per-instance mean", "median", "mean")]
+    axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", frameon=False,
+                fontsize="small")
     return figure
 
 
@@ -222,6 +249,8 @@ def comparison_figure(summary: pd.DataFrame, per_instance: pd.DataFrame) -> Figu
     for axes, env in zip(panels, envs):
         _draw_env_panel(axes, env, summary[summary["env"] == env], per_instance, rng, ci_label)
     handles, labels = panels[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
+    order = [labels.index(label) for label in (ci_label, "IQM", "per-instance scores")]
+    figure.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
+                  ncols=len(order), frameon=False)
     figure.suptitle(title)
     return figure

@@ -9,12 +9,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlpipe import tasks
-from rlpipe.config import Study, validate_study
+from rlpipe.config import Study, load_config_file, validate_study
 from rlpipe.errors import ConfigError
 from rlpipe.paths import StudyPaths
 
 PATHS = StudyPaths()
 EXPERIMENT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def check_config_file_or_exit(path: str) -> None:
+    """Read the config file with rlpipe's loader first: its errors name the file and the line."""
+    try:
+        load_config_file(path)
+    except ConfigError as error:
+        sys.exit(f"rlpipe: {error}\nNo job was run; nothing under results/ was changed.")
 
 
 def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> Study:

@@ -102,7 +102,12 @@ def test_evaluation_figure_structure(evaluation: pd.DataFrame, tmp_path: Path) -
     np.testing.assert_allclose(np.asarray(means.get_offsets())[:, 1], expected_means)
     np.testing.assert_allclose(np.sort(np.asarray(episodes.get_offsets())[:, 1]),
                                np.sort(evaluation["discounted_return"].to_numpy()))
-    assert _legend_labels(figure) == ["episodes", "per-instance mean"]
+    assert _legend_labels(figure) == ["episodes", "per-instance mean", "median", "mean"]
+    mean_markers = next(line for line in axes.lines if line.get_marker() == "^")
+    np.testing.assert_allclose(mean_markers.get_ydata(), expected_means)
+    median_bars = next(c for c in axes.collections if c.get_label() == "median")
+    medians = [segment[0, 1] for segment in median_bars.get_segments()]
+    np.testing.assert_allclose(medians, evaluation.groupby("instance")["discounted_return"].median())
     _assert_png(figure, tmp_path / "evaluation.png")
 
 
@@ -155,7 +160,7 @@ def test_comparison_figure_one_panel_per_env(tmp_path: Path) -> None:
     np.testing.assert_allclose(iqm_line.get_xdata(), summary["iqm"].iloc[:3])
     assert cartpole.get_xlabel() == "score"
     assert not cartpole.get_shared_x_axes().joined(cartpole, acrobot)
-    assert _legend_labels(figure) == ["per-instance scores", "mean, 95% bootstrap CI", "IQM"]
+    assert _legend_labels(figure) == ["mean, 95% bootstrap CI", "IQM", "per-instance scores"]
     _assert_png(figure, tmp_path / "comparison.png")
 
 

@@ -401,7 +401,7 @@ def _orthogonal(rng: np.random.Generator, n_in: int, n_out: int, gain: float) ->
     a = rng.standard_normal((max(n_in, n_out), min(n_in, n_out)))
     q, r = np.linalg.qr(a)
     q *= np.sign(np.diag(r))  # make the decomposition unique, so q is uniformly distributed
-    return gain * (q if n_in >= n_out else q.T)
+    return np.ascontiguousarray(gain * (q if n_in >= n_out else q.T))
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,0 +1,267 @@
+"""End-to-end: real Snakemake runs of the workflow on tiny configs in temporary directories."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TINY = {
+    "seed": 7,
+    "report": {"bootstrap_samples": 500},
+    "experiments": {
+        "ql": {
+            "agent": "rlpipe.agents.QLearningAgent",
+            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+            "init_kwargs": {"epsilon_decay_steps": 500},
+            "fit_budget": 1500,
+            "n_fit": 2,
+            "n_checkpoints": 3,
+            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 5},
+            "writer": {"print_log": False},
+        },
+        "rand": {
+            "agent": "rlpipe.agents.RandomAgent",
+            "train_env": "FrozenLake-v1",
+            "fit_budget": 200,
+            "n_fit": 2,
+            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 4},
+        },
+    },
+}
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def instance_dir(workdir: Path, experiment: str, instance: int) -> Path:
+    return workdir / "results" / experiment / "instances" / str(instance)
+
+
+def snapshot(folder: Path) -> dict[str, tuple[float, bytes]]:
+    """mtime and content of every file below ``folder`` (to show what a run touched)."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def without_times(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in ("dw_time_elapsed",) if c in frame])
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("study")
+    ok(run_snakemake(workdir, TINY))
+    return workdir
+
+
+def test_default_target_builds_every_output(finished_run: Path) -> None:
+    results = finished_run / "results"
+    for experiment, spec in TINY["experiments"].items():
+        for i in range(spec["n_fit"]):
+            folder = instance_dir(finished_run, experiment, i)
+            for name in ("agent.ckpt", "writer.parquet", "fit.json", "evaluation.parquet"):
+                assert (folder / name).is_file(), folder / name
+            assert not (folder / "progress").exists()
+        for name in ("writer_data.parquet", "evaluation.parquet", "summary.json"):
+            assert (results / experiment / name).is_file()
+        for name in ("learning_curve.png", "evaluation.png"):
+            assert (results / experiment / name).read_bytes().startswith(PNG_MAGIC)
+    assert (results / "comparison.png").read_bytes().startswith(PNG_MAGIC)
+    assert not list(results.rglob("*.tmp"))
+
+
+def test_tables_hold_what_the_config_asked_for(finished_run: Path) -> None:
+    results = finished_run / "results"
+    evaluation = pd.read_parquet(results / "ql" / "evaluation.parquet")
+    assert list(evaluation.columns) == ["experiment", "instance", "episode", "seed", "return", "discounted_return", "length"]
+    assert len(evaluation) == 2 * 5 and sorted(evaluation.instance.unique()) == [0, 1]
+    assert evaluation.length.max() <= 50
+    writer = pd.read_parquet(results / "ql" / "writer_data.parquet")
+    assert list(writer.columns) == ["name", "tag", "value", "dw_time_elapsed", "global_step", "instance"]
+    assert set(writer.tag) == {"episode_rewards", "episode_length"}
+    for i in (0, 1):  # episode lengths add up to the steps of finished episodes, within the budget
+        lengths = writer[(writer.instance == i) & (writer.tag == "episode_length")]
+        assert lengths.value.sum() == lengths.global_step.max() <= 1500
+    record = json.loads((instance_dir(finished_run, "ql", 1) / "fit.json").read_text())
+    assert record["total_env_steps"] == 1500 and record["chunks"] == [500, 500, 500]
+    assert record["root_seed"] == {"entropy": 7, "spawn_key": []} and "numpy" in record["versions"]
+
+
+def test_summary_statistics_match_the_evaluation_table(finished_run: Path) -> None:
+    results = finished_run / "results"
+    for experiment in TINY["experiments"]:
+        evaluation = pd.read_parquet(results / experiment / "evaluation.parquet")
+        per_instance = evaluation.groupby("instance").discounted_return.mean()
+        summary = json.loads((results / experiment / "summary.json").read_text())
+        assert summary["mean"] == pytest.approx(per_instance.mean())
+        assert summary["median"] == pytest.approx(per_instance.median())
+        assert summary["ci_low"] <= summary["mean"] <= summary["ci_high"]
+        assert summary["n_fit"] == 2
+    table = pd.read_csv(results / "summary.csv")
+    assert list(table.experiment) == ["ql", "rand"]
+    assert table.set_index("experiment").loc["ql", "mean"] == pytest.approx(
+        json.loads((results / "ql" / "summary.json").read_text())["mean"])
+    markdown = (results / "summary.md").read_text()
+    assert "| ql" in markdown and "| rand" in markdown
+
+
+def test_q_learning_solves_the_deterministic_lake(finished_run: Path) -> None:
+    summary = json.loads((finished_run / "results" / "ql" / "summary.json").read_text())
+    assert summary["mean"] == 1.0  # the non-slippery lake is solved by every instance
+
+
+def test_second_run_does_nothing(finished_run: Path) -> None:
+    before = snapshot(finished_run / "results")
+    result = ok(run_snakemake(finished_run, TINY))
+    assert "Nothing to be done" in result.stdout + result.stderr
+    assert snapshot(finished_run / "results") == before
+
+
+def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
+    config = copy.deepcopy(TINY)
+    ok(run_snakemake(tmp_path, config))
+    checkpoint = lambda e, i: instance_dir(tmp_path, e, i) / "agent.ckpt"  # noqa: E731
+    episodes = lambda e, i: instance_dir(tmp_path, e, i) / "evaluation.parquet"  # noqa: E731
+    mtime = lambda p: p.stat().st_mtime_ns  # noqa: E731
+
+    # eval_kwargs: evaluation reruns, fits are kept
+    fitted = {i: mtime(checkpoint("ql", i)) for i in (0, 1)}
+    evaluated = {i: mtime(episodes("ql", i)) for i in (0, 1)}
+    rand_eval = mtime(episodes("rand", 0))
+    config["experiments"]["ql"]["eval_kwargs"]["n_simulations"] = 7
+    ok(run_snakemake(tmp_path, config))
+    assert {i: mtime(checkpoint("ql", i)) for i in (0, 1)} == fitted
+    assert all(mtime(episodes("ql", i)) > evaluated[i] for i in (0, 1))
+    assert mtime(episodes("rand", 0)) == rand_eval
+    assert len(pd.read_parquet(tmp_path / "results" / "ql" / "evaluation.parquet")) == 2 * 7
+
+    # n_fit 2 -> 3: only instance 2 is fitted; instances 0 and 1 are untouched
+    config["experiments"]["ql"]["n_fit"] = 3
+    ok(run_snakemake(tmp_path, config))
+    assert {i: mtime(checkpoint("ql", i)) for i in (0, 1)} == fitted
+    assert checkpoint("ql", 2).is_file()
+    assert sorted(pd.read_parquet(tmp_path / "results" / "ql" / "writer_data.parquet").instance.unique()) == [0, 1, 2]
+
+    # init_kwargs of one experiment: that experiment refits, the other does not
+    rand_fit = mtime(checkpoint("rand", 0))
+    config["experiments"]["ql"]["init_kwargs"]["learning_rate"] = 0.5
+    ok(run_snakemake(tmp_path, config))
+    assert all(mtime(checkpoint("ql", i)) > fitted[i] for i in (0, 1))
+    assert mtime(checkpoint("rand", 0)) == rand_fit
+
+
+def test_same_seed_same_numbers_whatever_the_cores(tmp_path: Path, finished_run: Path) -> None:
+    ok(run_snakemake(tmp_path, TINY, cores=1))
+    for experiment in TINY["experiments"]:
+        for table in ("writer_data.parquet", "evaluation.parquet"):
+            ours = without_times(pd.read_parquet(tmp_path / "results" / experiment / table))
+            theirs = without_times(pd.read_parquet(finished_run / "results" / experiment / table))
+            pd.testing.assert_frame_equal(ours, theirs)
+        for i in range(2):
+            a = np.load(instance_dir(tmp_path, experiment, i) / "agent.ckpt")
+            b = np.load(instance_dir(finished_run, experiment, i) / "agent.ckpt")
+            assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_instances_differ(finished_run: Path) -> None:
+    writer = pd.read_parquet(finished_run / "results" / "rand" / "writer_data.parquet")
+    lengths = [tuple(writer[(writer.instance == i) & (writer.tag == "episode_length")].value) for i in (0, 1)]
+    assert lengths[0] != lengths[1]
+    seeds = pd.read_parquet(finished_run / "results" / "rand" / "evaluation.parquet").groupby("instance").seed.apply(tuple)
+    assert seeds[0] != seeds[1]
+
+
+def test_a_different_seed_changes_the_numbers(tmp_path: Path, finished_run: Path) -> None:
+    config = copy.deepcopy(TINY)
+    config["seed"] = 8
+    config["experiments"] = {"rand": config["experiments"]["rand"]}
+    ok(run_snakemake(tmp_path, config))
+    ours = pd.read_parquet(tmp_path / "results" / "rand" / "writer_data.parquet")
+    theirs = pd.read_parquet(finished_run / "results" / "rand" / "writer_data.parquet")
+    assert not without_times(ours).equals(without_times(theirs))
+
+
+def _broken(path: tuple[str, ...], value: object) -> dict:
+    config = copy.deepcopy(TINY)
+    target = config
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return config
+
+
+BAD_CONFIGS = [
+    (("experiments", "ql", "n_fit"), 0, "experiments.ql.n_fit: 0 is less than the minimum of 1"),
+    (("experiments", "ql", "n_fits"), 3, "experiments.ql: unknown key 'n_fits' (did you mean 'n_fit'?)"),
+    (("experiments", "ql", "agent"), "rlpipe.agents.QLearnAgent", "experiments.ql.agent: cannot import"),
+    (("experiments", "rand", "train_env"), "FrozenLake-v9", "did you mean 'FrozenLake-v1'"),
+    (("experiments", "ql", "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
+    (("experiments", "ql", "init_kwargs"), {"learning_rte": 0.1}, "QLearningAgent does not accept 'learning_rte'"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD_CONFIGS, ids=[m[:40] for *_, m in BAD_CONFIGS])
+def test_bad_config_fails_before_any_job(tmp_path: Path, path: tuple[str, ...], value: object, message: str) -> None:
+    sentinel = tmp_path / "results" / "ql" / "summary.json"
+    sentinel.parent.mkdir(parents=True)
+    sentinel.write_text("earlier result")
+    result = run_snakemake(tmp_path, _broken(path, value))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "No job was run" in result.stderr
+    assert [p for p in (tmp_path / "results").rglob("*") if p.is_file()] == [sentinel]
+    assert sentinel.read_text() == "earlier result"
+
+
+def test_malformed_yaml_is_reported(tmp_path: Path) -> None:
+    """The default config file is read by rlpipe first, so the message names the file and the line.
+
+    (A file given with --configfile is parsed by Snakemake before the workflow runs; its message is
+    Snakemake's own, which names neither.)
+    """
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("seed: 1\nexperiments:\n  ql: {agent: [unclosed\n")
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(tmp_path), "--cores", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "config/config.yaml is not valid YAML" in result.stderr and "line 4" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+    (tmp_path / "other.yaml").write_text("experiments: [unclosed\n")
+    result = subprocess.run(command + ["--configfile", str(tmp_path / "other.yaml")], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "not valid JSON or YAML" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_failing_instance_is_named_and_others_finish(tmp_path: Path) -> None:
+    config = copy.deepcopy(TINY)
+    config["experiments"]["ql"]["init_kwargs_per_instance"] = [{}, {"learning_rate": 2.0}]  # invalid for instance 1
+    result = run_snakemake(tmp_path, config, "--keep-going")
+    assert result.returncode != 0
+    log = (instance_dir(tmp_path, "ql", 1) / "fit.log").read_text()
+    assert "experiment 'ql', instance 1" in log and "learning_rate must be in (0, 1]" in log
+    assert (instance_dir(tmp_path, "ql", 0) / "agent.ckpt").is_file()
+    assert (tmp_path / "results" / "rand" / "summary.json").is_file()
+    assert not (instance_dir(tmp_path, "ql", 1) / "agent.ckpt").exists()
