@@ -39,6 +39,8 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise CheckpointError(f"checkpoint {path} does not exist")
     if is_pickle_checkpoint(path):
         raise CheckpointError(f"checkpoint {path} is a pickle, not an array checkpoint")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path} is truncated or not an rlpipe checkpoint (not an .npz archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
@@ -46,7 +48,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
         raise CheckpointError(f"checkpoint {path} is truncated or not an rlpipe checkpoint ({error})") from None
     if META_KEY not in arrays:
         raise CheckpointError(f"checkpoint {path} has no '{META_KEY}' record: not written by rlpipe")
-    meta = json.loads(str(arrays.pop(META_KEY)))
+    try:
+        meta = json.loads(str(arrays.pop(META_KEY)))
+    except ValueError:
+        raise CheckpointError(f"checkpoint {path} has an unreadable '{META_KEY}' record: not written by rlpipe") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {meta.get('format')!r}; this rlpipe reads {FORMAT!r}")
     return arrays, meta

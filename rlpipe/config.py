@@ -24,7 +24,7 @@ from rlpipe.imports import import_object
 
 # Set by rlpipe for every instance; a config must not set them in init_kwargs.
 RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
-_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,10 @@ def _validator_class() -> type:
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(base, {"properties": properties_with_defaults})
+    # JSON Schema counts 2.0 as an integer; a budget or a count of 2.0 would break range() later.
+    strict_integers = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=strict_integers)
 
 
 def _validator() -> Any:
@@ -182,17 +185,22 @@ def _check_init_kwargs_values(kwargs: Mapping[str, Any]) -> list[str]:
     for key, value in kwargs.items():
         if key in RESERVED_INIT_KWARGS:
             problems.append(f"{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)")
-        elif isinstance(value, str) and _YAML11_FLOAT.match(value):
+        elif isinstance(value, str) and _SCIENTIFIC.match(value):
             problems.append(
-                f"{key}: '{value}' was read as a string (YAML 1.1 needs a dot in the mantissa: write "
-                f"{_with_dot(value)}, or quote it if a string is meant and rename the value)"
+                f"{key}: '{value}' was read as a string (YAML 1.1 floats need a dot and a signed exponent: "
+                f"write {_yaml11_float(value)})"
             )
     return problems
 
 
-def _with_dot(text: str) -> str:
+def _yaml11_float(text: str) -> str:
+    """The spelling of ``text`` that a YAML 1.1 loader reads as a float, e.g. '5e4' -> '5.0e+4'."""
     mantissa, _, exponent = text.lower().partition("e")
-    return f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
+    if "." not in mantissa:
+        mantissa += ".0"
+    if exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return f"{mantissa}e{exponent}"
 
 
 def _check_accepted_kwargs(agent_class: type, kwargs: Mapping[str, Any]) -> list[str]:

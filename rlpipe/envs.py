@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -99,9 +100,9 @@ def _gym_constructor(env_id: str) -> Callable[..., gym.Env]:
     if ":" in env_id:  # gymnasium's "module:EnvId" form registers the env on import
         module, _, bare_id = env_id.partition(":")
         try:
-            import_object(module + ":__name__")
+            importlib.import_module(module)
         except ImportError as error:
-            raise EnvSpecError(f"env id '{env_id}': {error}") from None
+            raise EnvSpecError(f"env id '{env_id}': cannot import module '{module}' ({error})") from None
         env_id = bare_id
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
@@ -126,4 +127,6 @@ def _wrapper(item: Any) -> tuple[Callable, dict]:
         wrapper = import_object(path)
     except ImportError as error:
         raise EnvSpecError(f"wrapper: {error}") from None
+    if not callable(wrapper):
+        raise EnvSpecError(f"wrapper '{path}' is not callable")
     return wrapper, dict(kwargs)

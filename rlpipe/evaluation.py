@@ -38,13 +38,13 @@ def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
         discounted = episodes["discounted_return"]
     else:
         discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
-        returns, lengths = np.full(len(seeds), np.nan), None
+        returns, lengths = None, None
     n = len(seeds)
     return pa.table({
         "instance": pa.array(np.full(n, task.instance, dtype=np.int64)),
         "episode": pa.array(np.arange(n, dtype=np.int64)),
         "seed": pa.array(seeds),
-        "return": pa.array(returns, pa.float64()),
+        "return": pa.array(returns, pa.float64()) if returns is not None else pa.nulls(n, pa.float64()),
         "discounted_return": pa.array(discounted, pa.float64()),
         "length": pa.array(lengths, pa.int64()) if lengths is not None else pa.nulls(n, pa.int64()),
     })

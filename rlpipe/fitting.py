@@ -100,7 +100,7 @@ def _resume_or_build(task: FitTask, paths: InstancePaths) -> tuple[Agent, int]:
     try:
         agent = cls.load(paths.progress / _PROGRESS_CHECKPOINT, allow_pickle=task.allow_pickle, **kwargs)
         agent.writer.load_arrow(pq.read_table(paths.progress / _PROGRESS_WRITER))
-    except (CheckpointError, OSError) as error:  # an unreadable progress is discarded, never trusted
+    except (CheckpointError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
         print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
         shutil.rmtree(paths.progress, ignore_errors=True)
         return cls(**kwargs), 0

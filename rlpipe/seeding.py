@@ -27,11 +27,16 @@ def name_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "little")
 
 
+# Keyed children start with this tag, so they never coincide with the children of
+# ``SeedSequence.spawn``, whose keys are (0,), (1,), … (it would take 2**64 spawns to reach it).
+KEYED_NAMESPACE = 2**64 + 0x726C70697065  # "rlpipe"
+
+
 def keyed_child(root: np.random.SeedSequence, *key: int) -> np.random.SeedSequence:
     """The child of ``root`` at ``key``: the same every time, whatever was spawned before."""
     return np.random.SeedSequence(
         entropy=root.entropy,
-        spawn_key=tuple(root.spawn_key) + tuple(int(k) for k in key),
+        spawn_key=(*root.spawn_key, KEYED_NAMESPACE, *(int(k) for k in key)),
         pool_size=root.pool_size,
     )
 

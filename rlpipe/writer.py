@@ -66,7 +66,7 @@ class DefaultWriter:
         self._steps: list[float] = []
         self._start = time.perf_counter()
         self._time_offset = 0.0
-        self._next_log = math.inf  # armed by the first value with a global_step
+        self._next_log = 0.0  # the first value with a global_step is printed at once
         self._logged_upto = 0
         self._last_values: dict[str, float] = {}
         self._last_step: float = 0
@@ -85,8 +85,6 @@ class DefaultWriter:
             self._steps.append(global_step)
             if now >= self._next_log:
                 self._log(now)
-            elif self._next_log == math.inf and self.print_log:
-                self._next_log = now + self.log_interval
         if len(self._tags) > self._trim_above:
             self._trim()
 
@@ -136,6 +134,7 @@ class DefaultWriter:
         """The values of one tag, as a pandas Series indexed by global_step."""
         import pandas as pd
 
+        self._trim()
         full = f"{main_tag}_{tag}" if main_tag else tag
         idx = [i for i, t in enumerate(self._tags) if t == full]
         return pd.Series([self._values[i] for i in idx], index=[self._steps[i] for i in idx], name=full, dtype=float)
@@ -166,10 +165,10 @@ class DefaultWriter:
                 keep.append(i)
                 seen[tag] = count + 1
         keep.reverse()
+        self._logged_upto = sum(1 for i in keep if i < self._logged_upto)
         for column in ("_tags", "_values", "_times", "_steps"):
             values = getattr(self, column)
             setattr(self, column, [values[i] for i in keep])
-        self._logged_upto = min(self._logged_upto, len(self._tags))
 
     # ------------------------------------------------------------------ progress output
     def set_max_global_step(self, max_global_step: float) -> None:

@@ -72,7 +72,7 @@ def test_same_seed_same_agent_and_different_seed_differs():
         agent.fit(200)
     assert_same_agent(a, b)
     assert writer_values(a) == writer_values(b)
-    assert not np.array_equal(a.params["pi.W0"], c.params["pi.W0"])
+    assert not np.array_equal(a.theta, c.theta)
 
 
 def test_policy_is_greedy_and_does_not_use_the_rng():
@@ -152,11 +152,12 @@ def test_gradients_match_finite_differences():
     returns = rng.standard_normal(n)
 
     def loss() -> float:
-        stats = agent._minibatch_gradients(obs, actions, old_log_probs, advantages, returns, {})
+        stats = agent._minibatch_gradients(obs, actions, old_log_probs, advantages, returns)
         return stats[0] - agent.ent_coef * stats[2] + agent.vf_coef * stats[1]
 
-    grads: dict[str, np.ndarray] = {}
-    agent._minibatch_gradients(obs, actions, old_log_probs, advantages, returns, grads)
+    loss()
+    grads = {key: value.copy() for key, value in agent._grads.items()}
+    assert np.abs(agent.grad).max() > 0
     eps = 1e-6
     for key in ("pi.W0", "pi.b1", "pi.W2", "vf.W0", "vf.b2"):
         param = agent.params[key]
@@ -179,3 +180,15 @@ def test_learns_cartpole_quickly():
     agent.fit(15_000)
     returns = run_episodes(agent.policy, agent.eval_env, list(range(10)), 500, 1.0)["return"]
     assert returns.mean() > 150
+
+
+def test_gae_bootstraps_after_truncation_but_not_after_termination():
+    agent = make(n_steps=4, n_minibatches=1, gamma=0.9, gae_lambda=0.5)
+    agent.buf_rewards[:] = 1.0
+    agent.buf_terminated[:] = [False, True, False, False]
+    agent.buf_done[:] = [False, True, True, False]  # step 1 terminates, step 2 is truncated
+    values, next_values = np.array([1.0, 2.0, 3.0, 4.0]), np.array([5.0, 6.0, 7.0, 8.0])
+    advantages = agent._advantages(values, next_values)
+    # deltas: 1 + .9*5 - 1 = 4.5; 1 - 2 = -1 (terminated); 1 + .9*7 - 3 = 4.3 (truncated: bootstrap);
+    # 1 + .9*8 - 4 = 4.2 (rollout cut: bootstrap). Carry gamma*lambda = .45 only into step 0.
+    np.testing.assert_allclose(advantages, [4.5 + 0.45 * -1.0, -1.0, 4.3, 4.2])

@@ -179,7 +179,7 @@ class Agent:
         try:
             state = self.get_state()
         except NotImplementedError:
-            return write_pickle_checkpoint(filename, self._picklable_state())
+            return write_pickle_checkpoint(filename, {"agent_class": object_path(type(self)), "state": self._picklable_state()})
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         if _ACTIONS in arrays:
             raise ValueError(f"'{_ACTIONS}' is reserved in agent states")
@@ -203,12 +203,13 @@ class Agent:
         Pickled checkpoints are only read with ``allow_pickle=True``: unpickling runs code from the file.
         """
         if Path(filename).is_file() and is_pickle_checkpoint(filename):
+            payload = read_pickle_checkpoint(filename, trusted=allow_pickle)
+            _check_class(filename, payload["agent_class"], cls)
             agent = cls(**kwargs)
-            agent.__dict__.update(read_pickle_checkpoint(filename, trusted=allow_pickle))
+            agent.__dict__.update(payload["state"])
             return agent
         arrays, meta = read_checkpoint(filename)
-        if meta["agent_class"] != object_path(cls):
-            raise CheckpointError(f"checkpoint {filename} holds a {meta['agent_class']}, not a {object_path(cls)}")
+        _check_class(filename, meta["agent_class"], cls)
         agent = cls(**kwargs)
         agent._restore(arrays, meta)
         return agent
@@ -232,6 +233,11 @@ class Agent:
         state = dict(self.__dict__)
         state.pop("_writer", None)  # writer data is saved by the caller; writers may hold open files
         return state
+
+
+def _check_class(filename: str | os.PathLike, saved: str, cls: type) -> None:
+    if saved != object_path(cls):
+        raise CheckpointError(f"checkpoint {filename} holds a {saved}, not a {object_path(cls)}")
 
 
 class AgentWithSimplePolicy(Agent):

@@ -1,0 +1,97 @@
+"""Benchmark: 8 compute-bound instances fitted bare in one process vs through `snakemake --cores 2`.
+
+Prints the parallel efficiency (bare time / (2 × pipeline time)), the pipeline's overhead per
+instance in core-seconds ((2 × pipeline − bare) / 8), and the cost of one `add_scalar` call.
+Targets: efficiency >= 0.85, overhead <= 1 s per instance, add_scalar <= 1 µs.
+
+    python tests/benchmarks/bench_parallel.py [--budget STEPS] [--agent IMPORT_PATH] [--env ID]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from rlpipe import tasks  # noqa: E402
+from rlpipe.config import validate_study  # noqa: E402
+from rlpipe.fitting import agent_class, agent_kwargs  # noqa: E402
+from rlpipe.paths import StudyPaths  # noqa: E402
+from rlpipe.writer import DefaultWriter  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+N_INSTANCES = 8
+
+
+def study_config(agent: str, env: str, budget: int) -> dict:
+    return {"seed": 0, "experiments": {"bench": {
+        "agent": agent, "train_env": env, "fit_budget": budget, "n_fit": N_INSTANCES,
+        "writer": {"print_log": False}, "eval_kwargs": {"eval_horizon": 500, "n_simulations": 2},
+    }}}
+
+
+def time_bare(config: dict) -> float:
+    """Fit every instance in this process, one after the other: no checkpoints, no files."""
+    study = validate_study(config)
+    start = time.perf_counter()
+    for instance in range(N_INSTANCES):
+        task = tasks.fit_task(study, "bench", instance)
+        agent = agent_class(task)(**agent_kwargs(task, Path(tempfile.gettempdir()), task.writer_kwargs))
+        agent.fit(task.fit_budget, **task.fit_kwargs)
+    return time.perf_counter() - start
+
+
+def time_pipeline(config: dict, workdir: Path, targets: list[str]) -> float:
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+               "--configfile", str(workdir / "config.yaml"), "--cores", "2", *targets, "--quiet", "all"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def time_add_scalar(n: int = 1_000_000) -> float:
+    writer = DefaultWriter("bench", print_log=False)
+    start = time.perf_counter()
+    for step in range(n):
+        writer.add_scalar("loss", 0.5, step)
+    return (time.perf_counter() - start) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agent", default="rlpipe.agents.PolicyGradientAgent")
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--budget", type=int, default=40_000, help="fit budget per instance (about 5 s of fitting)")
+    args = parser.parse_args()
+    config = study_config(args.agent, args.env, args.budget)
+
+    bare = time_bare(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        experiment = StudyPaths().experiment("bench")
+        fit_targets = [str(experiment.instance(i).checkpoint) for i in range(N_INSTANCES)]
+        pipeline = time_pipeline(config, Path(tmp), fit_targets)
+    with tempfile.TemporaryDirectory() as tmp:
+        full = time_pipeline(config, Path(tmp), [])
+
+    efficiency = bare / (2 * pipeline)
+    overhead = (2 * pipeline - bare) / N_INSTANCES
+    print(f"agent {args.agent} on {args.env}, budget {args.budget}, {N_INSTANCES} instances")
+    print(f"bare sequential fits:          {bare:7.2f} s ({bare / N_INSTANCES:.2f} s per instance)")
+    print(f"snakemake --cores 2 (fit):     {pipeline:7.2f} s")
+    print(f"parallel efficiency:           {efficiency:7.3f}   (target >= 0.85)")
+    print(f"overhead per instance:         {overhead:7.3f} s (target <= 1 s)")
+    print(f"whole pipeline (fit, evaluate, aggregate, compare): {full:.2f} s")
+    print(f"add_scalar:                    {time_add_scalar() * 1e6:7.3f} µs per call (target <= 1 µs)")
+
+
+if __name__ == "__main__":
+    main()

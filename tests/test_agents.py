@@ -1,0 +1,583 @@
+"""Built-in agents, the Agent base class (episodes, checkpoints, eval), checkpoint files and rollouts."""
+from __future__ import annotations
+
+import math
+import zipfile
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import optuna
+import pytest
+
+from rlpipe.agents import Agent, AgentWithSimplePolicy, QLearningAgent, RandomAgent, ValueIterationAgent
+from rlpipe.agents.base import NullWriter
+from rlpipe.checkpoint import META_KEY, PICKLE_MAGIC, read_checkpoint
+from rlpipe.errors import CheckpointError
+from rlpipe.rollouts import run_episodes
+
+FL = "FrozenLake-v1"
+FL_DET = {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}}
+
+# (class, init kwargs, a budget: env steps, or sweeps for value iteration)
+AGENTS = [
+    pytest.param(QLearningAgent, {"epsilon_decay_steps": 500}, 1200, id="QLearning"),
+    pytest.param(RandomAgent, {}, 1200, id="Random"),
+    pytest.param(ValueIterationAgent, {"gamma": 0.95}, 40, id="ValueIteration"),
+]
+STOCHASTIC_AGENTS = AGENTS[:2]
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def writer_rows(agent: Agent) -> list[tuple[str, float, float]]:
+    """Writer rows without the wall-clock column."""
+    data = agent.writer.data
+    return list(zip(data["tag"], data["value"], data["global_step"]))
+
+
+def assert_same_state(a: Agent, b: Agent) -> None:
+    state_a, state_b = a.get_state(), b.get_state()
+    assert state_a.keys() == state_b.keys()
+    for key, value in state_a.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(value, state_b[key], err_msg=key)
+        else:
+            assert value == state_b[key], key
+
+
+def assert_same_agent(a: Agent, b: Agent) -> None:
+    assert_same_state(a, b)
+    assert a.total_env_steps == b.total_env_steps
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a._eval_rng.bit_generator.state == b._eval_rng.bit_generator.state
+    assert writer_rows(a) == writer_rows(b)
+
+
+def split_points(total: int) -> list[int]:
+    """Uneven pieces of ``total``: lots of boundaries, some of them inside episodes."""
+    pieces = [1, total // 3, 7, 0]
+    return pieces + [total - sum(pieces)]
+
+
+class CountdownEnv(gym.Env):
+    """Reward 1 at every step; terminates after ``length`` steps (or never if ``length`` is None)."""
+
+    def __init__(self, length: int | None = 5) -> None:
+        self.length = length
+        self.observation_space = gym.spaces.Discrete(1000)
+        self.action_space = gym.spaces.Discrete(2)
+        self.reset_seeds: list[int | None] = []
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[int, dict]:
+        super().reset(seed=seed)
+        self.reset_seeds.append(seed)
+        self.t = 0
+        return 0, {}
+
+    def step(self, action: Any) -> tuple[int, float, bool, bool, dict]:
+        self.t += 1
+        terminated = self.length is not None and self.t >= self.length
+        return self.t, 1.0, terminated, False, {}
+
+
+class CounterAgent(AgentWithSimplePolicy):
+    """No get_state/set_state: saved with (cloud)pickle. Counts the actions it took."""
+
+    def __init__(self, env: Any, n_actions: int = 4, **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
+        self.n_actions = n_actions
+        self.counts = np.zeros(n_actions)
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        for _ in range(int(budget)):
+            self.current_observation()
+            action = int(self.rng.integers(self.n_actions))
+            self.counts[action] += 1
+            self.step_env(action)
+
+    def policy(self, observation: Any) -> int:
+        return int(np.argmax(self.counts))
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_same_seed_same_agent(cls, kwargs, budget):
+    a = cls(FL, seeder=7, **kwargs)
+    b = cls(FL, seeder=7, **kwargs)
+    a.fit(budget)
+    b.fit(budget)
+    assert_same_agent(a, b)
+    assert len(writer_rows(a)) > 0
+
+
+@pytest.mark.parametrize("cls, kwargs, budget", STOCHASTIC_AGENTS)
+def test_different_seeds_differ(cls, kwargs, budget):
+    a = cls(FL, seeder=1, **kwargs)
+    b = cls(FL, seeder=2, **kwargs)
+    a.fit(budget)
+    b.fit(budget)
+    assert writer_rows(a) != writer_rows(b)
+    if cls is QLearningAgent:
+        assert not np.array_equal(a.q, b.q)
+
+
+def test_value_iteration_does_not_depend_on_the_seed():
+    a = ValueIterationAgent(FL, gamma=0.95, seeder=1)
+    b = ValueIterationAgent(FL, gamma=0.95, seeder=2)
+    a.fit(30)
+    b.fit(30)
+    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.q, b.q)
+
+
+def test_seeder_forms_are_equivalent():
+    by_int = QLearningAgent(FL, seeder=5)
+    by_seq = QLearningAgent(FL, seeder=np.random.SeedSequence(5))
+    from rlpipe import Seeder
+
+    by_seeder = QLearningAgent(FL, seeder=Seeder(5))
+    for agent in (by_int, by_seq, by_seeder):
+        agent.fit(300)
+    assert_same_agent(by_int, by_seq)
+    assert_same_agent(by_int, by_seeder)
+
+
+def test_spawned_seeders_are_independent_of_the_evaluation_stream():
+    agent = QLearningAgent(FL, seeder=0)
+    spawned = agent.seeder.spawn(2)[1]
+    assert not np.array_equal(spawned.rng.random(5), agent._eval_rng.random(5))
+
+
+# ---------------------------------------------------------------------------------------------- additivity
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_fit_is_additive(cls, kwargs, budget):
+    whole = cls(FL, seeder=3, **kwargs)
+    whole.fit(budget)
+    split = cls(FL, seeder=3, **kwargs)
+    mid_episode = False
+    for piece in split_points(budget):
+        split.fit(piece)
+        mid_episode |= split._episode_seed is not None
+    if cls is not ValueIterationAgent:
+        assert mid_episode, "the split points should cut at least one episode"
+        assert whole.total_env_steps == budget
+    else:
+        assert whole.total_env_steps == 0
+    assert_same_agent(whole, split)
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_save_load_continue_equals_uninterrupted(tmp_path, cls, kwargs, budget):
+    first = budget // 3 + 1
+    whole = cls(FL, seeder=11, **kwargs)
+    whole.fit(budget)
+
+    part = cls(FL, seeder=11, **kwargs)
+    part.fit(first)
+    if cls is not ValueIterationAgent:
+        assert part._episode_seed is not None, "the checkpoint should be taken mid-episode"
+    path = part.save(tmp_path / "agent.ckpt")
+    assert path == tmp_path / "agent.ckpt"
+
+    resumed = cls.load(path, env=FL, seeder=11, **kwargs)
+    assert_same_state(part, resumed)
+    assert resumed.total_env_steps == part.total_env_steps
+    assert resumed._episode_actions == part._episode_actions
+    if cls is not ValueIterationAgent:  # (current_observation would start an episode for value iteration)
+        assert resumed.current_observation() == part.current_observation()  # the episode was replayed
+    resumed.writer.load_arrow(part.writer.to_arrow())  # the pipeline saves writer data separately
+    resumed.fit(budget - first)
+    assert_same_agent(whole, resumed)
+
+
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_eval_after_load_equals_eval_of_the_saved_agent(tmp_path, cls, kwargs, budget):
+    agent = cls(FL, seeder=4, **kwargs)
+    agent.fit(budget)
+    path = agent.save(tmp_path / "a.ckpt")
+    loaded = cls.load(path, env=FL, seeder=4, **kwargs)
+    assert loaded.eval(eval_horizon=50, n_simulations=5) == agent.eval(eval_horizon=50, n_simulations=5)
+
+
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_native_checkpoint_contains_no_pickle(tmp_path, cls, kwargs, budget):
+    agent = cls(FL, seeder=2, **kwargs)
+    agent.fit(budget // 2 + 3)
+    path = agent.save(tmp_path / "a.ckpt")
+    assert zipfile.is_zipfile(path)
+    with np.load(path, allow_pickle=False) as archive:
+        names = set(archive.files)
+        for name in names:
+            assert archive[name].dtype != object
+        assert META_KEY in names
+    arrays, meta = read_checkpoint(path)
+    assert meta["format"] == "rlpipe-checkpoint/1"
+    assert meta["agent_class"] == f"{cls.__module__}:{cls.__qualname__}"
+    assert meta["total_env_steps"] == agent.total_env_steps
+
+
+def test_truncated_checkpoint(tmp_path):
+    agent = QLearningAgent(FL, seeder=0)
+    agent.fit(100)
+    data = agent.save(tmp_path / "a.ckpt").read_bytes()
+    (tmp_path / "half.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        QLearningAgent.load(tmp_path / "half.ckpt", env=FL)
+    (tmp_path / "empty.ckpt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="truncated"):
+        QLearningAgent.load(tmp_path / "empty.ckpt", env=FL)
+
+
+def test_random_bytes_are_not_a_checkpoint(tmp_path):
+    path = tmp_path / "junk.ckpt"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(CheckpointError, match="junk.ckpt"):
+        QLearningAgent.load(path, env=FL)
+    (tmp_path / "text.ckpt").write_text("hello, I am a text file\n")
+    with pytest.raises(CheckpointError, match="not an rlpipe checkpoint"):
+        QLearningAgent.load(tmp_path / "text.ckpt", env=FL)
+
+
+def test_zip_without_meta_is_rejected(tmp_path):
+    np.savez(tmp_path / "plain.npz", q=np.zeros((16, 4)))
+    with pytest.raises(CheckpointError, match="no '__meta__' record"):
+        QLearningAgent.load(tmp_path / "plain.npz", env=FL)
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        QLearningAgent.load(tmp_path / "nope.ckpt", env=FL)
+
+
+def test_npy_file_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / "array.ckpt"
+    with open(path, "wb") as handle:
+        np.save(handle, np.arange(3))
+    with pytest.raises(CheckpointError):
+        QLearningAgent.load(path, env=FL)
+
+
+def test_meta_that_is_not_json_is_a_checkpoint_error(tmp_path):
+    np.savez(tmp_path / "bad.npz", __meta__=np.array("not json"))
+    with pytest.raises(CheckpointError):
+        read_checkpoint(tmp_path / "bad.npz")
+
+
+def test_checkpoint_of_another_class(tmp_path):
+    agent = QLearningAgent(FL, seeder=0)
+    agent.fit(10)
+    path = agent.save(tmp_path / "q.ckpt")
+    with pytest.raises(CheckpointError, match="holds a rlpipe.agents.q_learning:QLearningAgent, not a "
+                                              "rlpipe.agents.random_agent:RandomAgent"):
+        RandomAgent.load(path, env=FL)
+
+
+def test_pickled_checkpoint_needs_allow_pickle(tmp_path):
+    agent = CounterAgent(FL, n_actions=4, seeder=5)
+    agent.fit(37)
+    path = agent.save(tmp_path / "counter.ckpt")
+    assert path.read_bytes().startswith(PICKLE_MAGIC)
+    with pytest.raises(CheckpointError, match="allow_pickle=True"):
+        CounterAgent.load(path, env=FL)
+    with pytest.raises(CheckpointError, match="is a pickle"):
+        read_checkpoint(path)
+
+    loaded = CounterAgent.load(path, allow_pickle=True, env=FL)
+    assert type(loaded) is CounterAgent
+    np.testing.assert_array_equal(loaded.counts, agent.counts)
+    assert loaded.n_actions == 4
+    assert loaded.total_env_steps == agent.total_env_steps == 37
+    assert loaded._episode_actions == agent._episode_actions
+    assert loaded._episode_seed == agent._episode_seed
+    assert loaded.rng.bit_generator.state == agent.rng.bit_generator.state
+    # and it continues exactly as the original
+    agent.fit(50)
+    loaded.fit(50)
+    np.testing.assert_array_equal(loaded.counts, agent.counts)
+    assert writer_rows(loaded) == writer_rows(agent)[-len(writer_rows(loaded)):]
+
+
+def test_truncated_pickled_checkpoint(tmp_path):
+    agent = CounterAgent(FL, seeder=5)
+    agent.fit(10)
+    data = agent.save(tmp_path / "c.ckpt").read_bytes()
+    (tmp_path / "half.ckpt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        CounterAgent.load(tmp_path / "half.ckpt", allow_pickle=True, env=FL)
+
+
+def test_pickled_checkpoint_of_another_class(tmp_path):
+    agent = CounterAgent(FL, seeder=5)
+    agent.fit(10)
+    path = agent.save(tmp_path / "c.ckpt")
+    with pytest.raises(CheckpointError):
+        QLearningAgent.load(path, allow_pickle=True, env=FL)
+
+
+def test_state_key_reserved_for_episode_actions(tmp_path):
+    class Bad(QLearningAgent):
+        def get_state(self):
+            return {"__episode_actions__": np.zeros(2)}
+
+    with pytest.raises(ValueError, match="reserved"):
+        Bad(FL, seeder=0).save(tmp_path / "x.ckpt")
+
+
+# ---------------------------------------------------------------------------------------------- eval
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_eval_is_a_success_rate_and_deterministic(cls, kwargs, budget):
+    a = cls(FL, seeder=9, **kwargs)
+    b = cls(FL, seeder=9, **kwargs)
+    a.fit(budget)
+    b.fit(budget)
+    score = a.eval(eval_horizon=100, n_simulations=8)
+    assert isinstance(score, float)
+    assert 0.0 <= score <= 1.0
+    assert score * 8 == pytest.approx(round(score * 8))  # a mean of 8 episodes of return 0 or 1
+    assert b.eval(eval_horizon=100, n_simulations=8) == score
+
+
+@pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
+def test_eval_does_not_change_training(cls, kwargs, budget):
+    plain = cls(FL, seeder=6, **kwargs)
+    plain.fit(budget // 2)
+    plain.fit(budget - budget // 2)
+    evaluated = cls(FL, seeder=6, **kwargs)
+    evaluated.eval(n_simulations=3, eval_horizon=30)
+    evaluated.fit(budget // 2)
+    evaluated.eval(n_simulations=5, eval_horizon=100)
+    evaluated.fit(budget - budget // 2)
+    training = lambda agent: {k: v for k, v in agent.get_state().items() if not k.startswith("eval_")}  # noqa: E731
+    assert training(plain).keys() == training(evaluated).keys()
+    for key, value in training(plain).items():
+        np.testing.assert_equal(value, training(evaluated)[key], err_msg=key)
+    assert plain.total_env_steps == evaluated.total_env_steps
+    assert plain.rng.bit_generator.state == evaluated.rng.bit_generator.state
+    assert writer_rows(plain) == writer_rows(evaluated)
+
+
+def test_eval_discounts_with_gamma():
+    agent = QLearningAgent((CountdownEnv, {"length": 5}), seeder=0)
+    assert agent.eval(n_simulations=3, gamma=0.5) == pytest.approx(1.9375)
+    assert agent.eval(n_simulations=3, gamma=1.0) == 5.0
+    assert agent.eval(n_simulations=3, gamma=1.0, eval_horizon=2) == 2.0
+
+
+# ---------------------------------------------------------------------------------------------- value iteration
+def test_value_iteration_on_deterministic_frozen_lake():
+    agent = ValueIterationAgent(FL_DET, gamma=0.9, seeder=0)
+    agent.fit(100)
+    assert agent.converged
+    assert agent.sweeps < 100  # stopped early
+    assert agent.total_env_steps == 0
+    v = agent.values.reshape(4, 4)
+    # Reward 1 only on reaching the goal (15): from a state k steps away, V = 0.9 ** (k - 1).
+    assert v[3, 2] == pytest.approx(1.0)  # state 14, next to the goal
+    assert v[2, 2] == pytest.approx(0.9)  # state 10
+    assert v[0, 0] == pytest.approx(0.9**5)  # start: 6 steps from the goal
+    for hole_or_goal in (5, 7, 11, 12, 15):
+        assert agent.values[hole_or_goal] == 0.0  # terminal states
+    assert agent.eval(eval_horizon=100, n_simulations=5) == 1.0
+    residuals = agent.writer.read_tag_value("bellman_residual")
+    assert residuals.index.tolist() == list(range(1, agent.sweeps + 1))
+    assert residuals.iloc[0] == pytest.approx(1.0)  # first sweep: V(14) goes from 0 to 1
+    assert residuals.iloc[-1] < agent.epsilon
+
+
+def test_value_iteration_budget_after_convergence_is_a_no_op():
+    agent = ValueIterationAgent(FL_DET, gamma=0.9, seeder=0)
+    agent.fit(100)
+    sweeps, rows = agent.sweeps, writer_rows(agent)
+    agent.fit(50)
+    assert agent.sweeps == sweeps
+    assert writer_rows(agent) == rows
+
+
+def test_value_iteration_needs_a_transition_table():
+    with pytest.raises(ValueError, match="needs the transition table env.unwrapped.P"):
+        ValueIterationAgent((CountdownEnv, {}), seeder=0)
+
+
+# ---------------------------------------------------------------------------------------------- learning
+def test_q_learning_learns_deterministic_frozen_lake():
+    agent = QLearningAgent(FL_DET, seeder=0)
+    agent.fit(20_000)
+    assert agent.total_env_steps == 20_000
+    assert agent.epsilon() == pytest.approx(0.05)
+    assert agent.eval(eval_horizon=100, n_simulations=10) == 1.0
+    assert agent.q[14, 2] == pytest.approx(1.0, abs=1e-3)  # right from 14 reaches the goal
+
+
+def test_q_learning_epsilon_schedule():
+    agent = QLearningAgent(FL, epsilon_start=1.0, epsilon_end=0.2, epsilon_decay_steps=100, seeder=0)
+    assert agent.epsilon() == 1.0
+    agent.fit(50)
+    assert agent.epsilon() == pytest.approx(0.6)
+    agent.fit(100)
+    assert agent.epsilon() == pytest.approx(0.2)
+
+
+def test_random_agent_writes_episode_statistics():
+    agent = RandomAgent(FL, seeder=0)
+    agent.fit(500)
+    lengths = agent.writer.read_tag_value("episode_length")
+    rewards = agent.writer.read_tag_value("episode_rewards")
+    assert len(lengths) == len(rewards) > 0
+    # global_step = total steps when the episode ended = cumulative sum of the episode lengths
+    assert lengths.index.tolist() == np.cumsum(lengths.to_numpy()).tolist()
+    assert set(rewards.unique()) <= {0.0, 1.0}
+
+
+# ---------------------------------------------------------------------------------------------- validation
+@pytest.mark.parametrize(
+    "cls, kwargs, name",
+    [
+        (QLearningAgent, {"learning_rate": 0}, "learning_rate"),
+        (QLearningAgent, {"learning_rate": 1.5}, "learning_rate"),
+        (QLearningAgent, {"gamma": 1.5}, "gamma"),
+        (QLearningAgent, {"gamma": -0.1}, "gamma"),
+        (QLearningAgent, {"epsilon_start": 2}, "epsilon_start"),
+        (QLearningAgent, {"epsilon_end": -1}, "epsilon_end"),
+        (QLearningAgent, {"epsilon_decay_steps": 0}, "epsilon_decay_steps"),
+        (ValueIterationAgent, {"gamma": 1.0}, "gamma"),
+        (ValueIterationAgent, {"gamma": 1.5}, "gamma"),
+    ],
+)
+def test_hyperparameter_validation(cls, kwargs, name):
+    with pytest.raises(ValueError, match=rf"{cls.name}: {name} must be"):
+        cls(FL, seeder=0, **kwargs)
+
+
+def test_boundary_hyperparameters_are_accepted():
+    QLearningAgent(FL, learning_rate=1.0, gamma=1.0, epsilon_start=0.0, seeder=0)
+    ValueIterationAgent(FL, gamma=0.0, seeder=0)
+
+
+@pytest.mark.parametrize("cls", [QLearningAgent, ValueIterationAgent])
+def test_tabular_agents_reject_continuous_envs(cls):
+    with pytest.raises(ValueError, match=rf"{cls.name} needs Discrete observation and action spaces; "
+                                         "this env has Box observations and Discrete actions"):
+        cls("CartPole-v1", seeder=0)
+
+
+def test_random_agent_works_on_cartpole():
+    agent = RandomAgent("CartPole-v1", seeder=0)
+    agent.fit(200)
+    assert agent.total_env_steps == 200
+    assert 0 < agent.eval(n_simulations=2) <= 500
+
+
+# ---------------------------------------------------------------------------------------------- sample_parameters
+def test_q_learning_sample_parameters():
+    fixed = {"learning_rate": 0.3, "gamma": 0.95, "epsilon_decay_steps": 2000}
+    params = QLearningAgent.sample_parameters(optuna.trial.FixedTrial(fixed))
+    assert params == fixed
+    agent = QLearningAgent(FL, seeder=0, **params)
+    assert (agent.learning_rate, agent.gamma, agent.epsilon_decay_steps) == (0.3, 0.95, 2000)
+
+
+def test_other_sample_parameters():
+    assert ValueIterationAgent.sample_parameters(optuna.trial.FixedTrial({"gamma": 0.97})) == {"gamma": 0.97}
+    assert RandomAgent.sample_parameters(optuna.trial.FixedTrial({})) == {}
+    with pytest.raises(NotImplementedError, match="CounterAgent does not define sample_parameters"):
+        CounterAgent.sample_parameters(optuna.trial.FixedTrial({}))
+
+
+# ---------------------------------------------------------------------------------------------- writer
+def test_set_writer_none_disables_recording():
+    silent = QLearningAgent(FL, seeder=1)
+    silent.set_writer(None)
+    assert not silent.writer
+    assert isinstance(silent.writer, NullWriter)
+    silent.fit(500)
+    assert silent.writer.add_scalar("x", 1.0, 1) is None
+    loud = QLearningAgent(FL, seeder=1)
+    loud.fit(500)
+    np.testing.assert_array_equal(silent.q, loud.q)  # writing never changes learning
+    assert silent.total_env_steps == 500
+
+
+def test_set_writer_replaces_the_writer():
+    from rlpipe import DefaultWriter
+
+    agent = RandomAgent(FL, seeder=1)
+    mine = DefaultWriter(name="mine", print_log=False)
+    agent.set_writer(mine)
+    agent.fit(100)
+    assert agent.writer is mine
+    assert set(mine.data["tag"]) == {"episode_rewards", "episode_length"}
+
+
+def test_default_writer_kwargs_and_name():
+    agent = QLearningAgent(FL, seeder=0, _default_writer_kwargs={"print_log": False, "maxlen": 2})
+    assert agent.name == "QLearning"
+    agent.fit(2000)
+    data = agent.writer.data
+    assert (data["name"] == "QLearning").all()
+    assert data.groupby("tag").size().to_dict() == {"episode_length": 2, "episode_rewards": 2}
+
+
+# ---------------------------------------------------------------------------------------------- envs in agents
+def test_eval_env_is_a_separate_instance():
+    agent = QLearningAgent(FL, seeder=0)
+    assert agent.eval_env is not agent.env
+    assert agent.eval_env.unwrapped is not agent.env.unwrapped
+
+
+def test_env_instance_copy():
+    env = gym.make(FL)
+    copied = QLearningAgent(env, seeder=0)
+    shared = QLearningAgent(env, copy_env=False, seeder=0)
+    assert copied.env is not env
+    assert shared.env is env
+    assert shared.eval_env is not env
+
+
+def test_output_dir_is_not_created(tmp_path):
+    agent = QLearningAgent(FL, seeder=0, output_dir=tmp_path / "out")
+    agent.fit(10)
+    assert agent.output_dir == tmp_path / "out"
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------------- rollouts
+def test_run_episodes_returns_and_discounting():
+    env = CountdownEnv(length=5)
+    result = run_episodes(lambda obs: 0, env, seeds=[3, 4], horizon=100, gamma=0.5)
+    np.testing.assert_array_equal(result["return"], [5.0, 5.0])
+    np.testing.assert_allclose(result["discounted_return"], [1.9375, 1.9375])
+    np.testing.assert_array_equal(result["length"], [5, 5])
+    assert result["length"].dtype == np.int64
+    assert env.reset_seeds == [3, 4]
+
+
+def test_run_episodes_horizon_cuts_episodes():
+    result = run_episodes(lambda obs: 0, CountdownEnv(length=5), seeds=[0], horizon=3, gamma=0.5)
+    assert result["return"].tolist() == [3.0]
+    assert result["discounted_return"].tolist() == [1.75]
+    assert result["length"].tolist() == [3]
+    empty = run_episodes(lambda obs: 0, CountdownEnv(), seeds=[0, 1], horizon=0, gamma=1.0)
+    assert empty["length"].tolist() == [0, 0] and empty["return"].tolist() == [0.0, 0.0]
+
+
+def test_run_episodes_on_a_time_limited_env():
+    env = gym.wrappers.TimeLimit(CountdownEnv(length=None), max_episode_steps=4)
+    result = run_episodes(lambda obs: 1, env, seeds=range(3), horizon=10, gamma=1.0)
+    assert result["length"].tolist() == [4, 4, 4]  # truncated by the wrapper, before the horizon
+    assert result["return"].tolist() == [4.0, 4.0, 4.0]
+    frozen = gym.make(FL, max_episode_steps=7)
+    result = run_episodes(lambda obs: 0, frozen, seeds=range(20), horizon=5, gamma=0.9)
+    assert (result["length"] <= 5).all() and (result["length"] >= 1).all()
+    assert set(result["return"].tolist()) <= {0.0, 1.0}
+
+
+def test_run_episodes_is_deterministic_given_seeds():
+    env = gym.make(FL)
+    rng_policy = lambda obs: int(obs) % 4  # noqa: E731 - a deterministic policy
+    a = run_episodes(rng_policy, env, seeds=[1, 2, 3, 4], horizon=100, gamma=0.99)
+    b = run_episodes(rng_policy, gym.make(FL), seeds=[1, 2, 3, 4], horizon=100, gamma=0.99)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not math.isnan(a["discounted_return"].sum())

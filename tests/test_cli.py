@@ -1,0 +1,188 @@
+"""rlpipe.cli: the stage entry points, in process through main([...]) and once as ``python -m rlpipe``."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from rlpipe.cli import main
+from rlpipe.config import validate_study
+from rlpipe.paths import InstancePaths
+from rlpipe.tasks import eval_task, fit_task
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+
+GOOD = {
+    "seed": 2,
+    "experiments": {
+        "ql": {
+            "agent": "rlpipe.agents.QLearningAgent",
+            "train_env": "FrozenLake-v1",
+            "fit_budget": 300,
+            "n_fit": 2,
+            "n_checkpoints": 3,
+            "eval_kwargs": {"n_simulations": 3, "eval_horizon": 50},
+            "writer": {"print_log": False},
+        },
+        "rand": {"agent": "rlpipe.agents.RandomAgent", "train_env": "FrozenLake-v1", "fit_budget": 100},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def helpers_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+def write_config(tmp_path: Path, config: dict, name: str = "study.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def fit_json(**experiment_overrides) -> str:
+    config = json.loads(json.dumps(GOOD))
+    config["experiments"]["ql"].update(experiment_overrides)
+    return fit_task(validate_study(config), "ql", 1).to_json()
+
+
+# ---------------------------------------------------------------------------------------------- validate
+def test_validate_good_file(tmp_path, capsys):
+    path = write_config(tmp_path, GOOD)
+    assert main(["validate", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"{path}: valid (2 experiments: ql, rand)"
+    assert captured.err == ""
+
+
+def test_validate_bad_file(tmp_path, capsys):
+    bad = json.loads(json.dumps(GOOD))
+    bad["experiments"]["ql"]["n_fit"] = 0
+    bad["experiments"]["rand"]["agent"] = "rlpipe.agents.Nope"
+    assert main(["validate", str(write_config(tmp_path, bad))]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "experiments.ql.n_fit: 0 is less than the minimum of 1" in captured.err
+    assert "experiments.rand.agent: cannot import 'rlpipe.agents.Nope'" in captured.err
+    assert captured.err.startswith("rlpipe validate: ")
+    assert "Traceback" not in captured.err
+
+
+def test_validate_malformed_yaml(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("experiments: {ql: [1, 2}\n")
+    assert main(["validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.yaml is not valid YAML" in err
+    assert "Traceback" not in err
+
+
+def test_validate_missing_file(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "none.yaml")]) == 1
+    assert "none.yaml does not exist" in capsys.readouterr().err
+
+
+def test_validate_as_a_subprocess(tmp_path):
+    good = write_config(tmp_path, GOOD)
+    result = subprocess.run([sys.executable, "-m", "rlpipe", "validate", str(good)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "valid (2 experiments: ql, rand)" in result.stdout
+
+    bad = json.loads(json.dumps(GOOD))
+    bad["experiments"]["ql"]["eval_kwargs"]["gamma"] = 2
+    result = subprocess.run([sys.executable, "-m", "rlpipe", "validate", str(write_config(tmp_path, bad, "bad.yaml"))],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    assert "experiments.ql.eval_kwargs.gamma: 2 is greater than the maximum of 1" in result.stderr
+
+
+def test_missing_stage_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- fit / evaluate
+def test_fit_and_evaluate_succeed(tmp_path, capsys):
+    folder = tmp_path / "ql" / "instances" / "1"
+    assert main(["fit", "--task", fit_json(), "--instance-dir", str(folder)]) == 0
+    paths = InstancePaths(folder)
+    assert json.loads(paths.fit_record.read_text())["total_env_steps"] == 300
+    task = eval_task(validate_study(GOOD), "ql", 1)
+    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 0
+    table = pq.read_table(paths.evaluation)
+    assert table.num_rows == 3
+    assert table.column("seed").to_pylist() == task.episode_seeds.tolist()
+    assert capsys.readouterr().err == ""
+
+
+def test_fit_agent_raising_prints_traceback(tmp_path, capsys):
+    task = fit_json(agent="helpers_agents:FailingAgent")
+    assert main(["fit", "--task", task, "--instance-dir", str(tmp_path / "i")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err
+    assert "ZeroDivisionError: agent bug inside fit" in err
+    assert "helpers_agents.py" in err  # the traceback reaches the agent's code
+    assert "rlpipe fit (experiment 'ql', instance 1) failed: see the traceback above" in err
+    assert not (tmp_path / "i" / "fit.json").exists()
+
+
+def test_fit_unknown_env_is_one_line(tmp_path, capsys):
+    base = json.loads(fit_json())
+    base["train_env"] = base["eval_env"] = "CartPol-v1"  # as if the config had not been validated
+    assert main(["fit", "--task", json.dumps(base), "--instance-dir", str(tmp_path / "i")]) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("rlpipe fit (experiment 'ql', instance 1): gymnasium does not know the env id 'CartPol-v1'")
+    assert "did you mean 'CartPole-v1'" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_evaluate_missing_checkpoint_is_one_line(tmp_path, capsys):
+    task = eval_task(validate_study(GOOD), "ql", 0)
+    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(tmp_path / "i")]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("rlpipe evaluate (experiment 'ql', instance 0): checkpoint ")
+    assert lines[0].endswith("agent.ckpt does not exist")
+
+
+def test_evaluate_truncated_checkpoint_is_one_line(tmp_path, capsys):
+    folder = tmp_path / "i"
+    assert main(["fit", "--task", fit_json(), "--instance-dir", str(folder)]) == 0
+    checkpoint = InstancePaths(folder).checkpoint
+    checkpoint.write_bytes(checkpoint.read_bytes()[:64])
+    capsys.readouterr()
+    task = eval_task(validate_study(GOOD), "ql", 1)
+    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("rlpipe evaluate (experiment 'ql', instance 1): checkpoint ")
+    assert "truncated" in lines[0]
+    assert not InstancePaths(folder).evaluation.exists()
+
+
+def test_evaluate_untrusted_pickle_is_one_line(tmp_path, capsys):
+    overrides = {"agent": "helpers_agents:PickledCounterAgent", "fit_budget": 20}
+    folder = tmp_path / "i"
+    assert main(["fit", "--task", fit_json(**overrides), "--instance-dir", str(folder)]) == 0
+    config = json.loads(json.dumps(GOOD))
+    config["experiments"]["ql"].update(overrides)
+    task = eval_task(validate_study(config), "ql", 1)
+    capsys.readouterr()
+    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "allow_pickle" in lines[0]
+    assert lines[0].startswith("rlpipe evaluate (experiment 'ql', instance 1): ")
+    trusted = dataclasses.replace(task, allow_pickle=True)
+    assert main(["evaluate", "--task", trusted.to_json(), "--instance-dir", str(folder)]) == 0

@@ -1,0 +1,333 @@
+"""rlpipe.config: defaults, one clear message per problem, YAML loading, accepted init kwargs."""
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
+from rlpipe.config import (
+    RESERVED_INIT_KWARGS,
+    Study,
+    accepted_init_kwargs,
+    experiment_schema,
+    load_config_file,
+    validate_study,
+)
+from rlpipe.errors import ConfigError
+
+EXPERIMENT = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 100}
+MINIMAL = {"experiments": {"e": EXPERIMENT}}
+
+
+def config(**experiment_overrides: Any) -> dict:
+    """The minimal config with keys of experiment ``e`` replaced (``None`` deletes a key)."""
+    result = copy.deepcopy(MINIMAL)
+    for key, value in experiment_overrides.items():
+        if value is None:
+            del result["experiments"]["e"][key]
+        else:
+            result["experiments"]["e"][key] = value
+    return result
+
+
+def top(**overrides: Any) -> dict:
+    return {**copy.deepcopy(MINIMAL), **overrides}
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+def test_minimal_config_gets_every_default():
+    study = validate_study(MINIMAL)
+    assert isinstance(study, Study)
+    assert study.seed == 42
+    assert study.report == {"confidence": 0.95, "bootstrap_samples": 10000}
+    assert list(study.experiments) == ["e"]
+    assert study.experiment("e") == {
+        "agent": "rlpipe.agents.QLearningAgent",
+        "train_env": "FrozenLake-v1",
+        "fit_budget": 100,
+        "init_kwargs": {},
+        "fit_kwargs": {},
+        "eval_kwargs": {"eval_horizon": 100000, "n_simulations": 10, "gamma": 1.0},
+        "n_fit": 4,
+        "n_checkpoints": 10,
+        "writer": {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None},
+        "learning_curve": {"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1},
+        "allow_pickle": False,
+    }
+
+
+def test_defaults_fill_partial_sections_and_env_mappings():
+    cfg = config(eval_kwargs={"n_simulations": 3}, writer={"print_log": False},
+                 train_env={"id": "FrozenLake-v1"})
+    cfg["report"] = {"confidence": 0.9}
+    study = validate_study(cfg)
+    e = study.experiment("e")
+    assert e["eval_kwargs"] == {"eval_horizon": 100000, "n_simulations": 3, "gamma": 1.0}
+    assert e["writer"] == {"print_log": False, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
+    assert e["train_env"] == {"id": "FrozenLake-v1", "kwargs": {}, "wrappers": []}
+    assert study.report == {"confidence": 0.9, "bootstrap_samples": 10000}
+
+
+def test_given_values_are_kept():
+    cfg = config(n_fit=2, init_kwargs={"learning_rate": 0.5}, eval_env="FrozenLake8x8-v1")
+    cfg["seed"] = 0
+    study = validate_study(cfg)
+    assert study.seed == 0
+    assert study.experiment("e")["n_fit"] == 2
+    assert study.experiment("e")["init_kwargs"] == {"learning_rate": 0.5}
+    assert study.experiment("e")["eval_env"] == "FrozenLake8x8-v1"
+
+
+def test_input_is_not_mutated():
+    cfg = config(eval_kwargs={"n_simulations": 3}, train_env={"id": "FrozenLake-v1"})
+    before = copy.deepcopy(cfg)
+    validate_study(cfg)
+    assert cfg == before
+
+
+def test_unknown_experiment_lookup():
+    with pytest.raises(ConfigError, match=r"no experiment named 'x' \(experiments: e\)"):
+        validate_study(MINIMAL).experiment("x")
+
+
+def test_experiment_schema_is_the_experiment_definition():
+    schema = experiment_schema()
+    assert set(schema["required"]) == {"agent", "train_env", "fit_budget"}
+    assert schema["properties"]["n_fit"]["default"] == 4
+
+
+# ---------------------------------------------------------------------------------------------- bad configs
+# (config, dotted key path expected in the message, key phrase expected in the message)
+BAD_CONFIGS = [
+    pytest.param(top(experiment={}), "(top level)", "unknown key 'experiment' (did you mean 'experiments'?)",
+                 id="unknown-top-level-key"),
+    pytest.param({}, "(top level)", "missing required key 'experiments'", id="no-experiments"),
+    pytest.param(config(fit_budjet=5), "experiments.e", "unknown key 'fit_budjet' (did you mean 'fit_budget'?)",
+                 id="unknown-experiment-key"),
+    pytest.param(config(n_fit=0), "experiments.e.n_fit", "0 is less than the minimum of 1", id="n_fit-0"),
+    pytest.param(config(fit_budget=-5), "experiments.e.fit_budget", "-5 is less than the minimum of 1",
+                 id="fit_budget-negative"),
+    pytest.param(config(fit_budget=0), "experiments.e.fit_budget", "0 is less than the minimum of 1",
+                 id="fit_budget-zero"),
+    pytest.param(config(fit_budget="1000"), "experiments.e.fit_budget", "'1000' is not of type 'integer'",
+                 id="fit_budget-string"),
+    pytest.param(config(agent=None), "experiments.e", "missing required key 'agent'", id="missing-agent"),
+    pytest.param(config(train_env=None), "experiments.e", "missing required key 'train_env'", id="missing-train_env"),
+    pytest.param(config(agent="no_such_pkg.agents.Agent"), "experiments.e.agent",
+                 "cannot import 'no_such_pkg.agents.Agent': no module named 'no_such_pkg'", id="agent-module-missing"),
+    pytest.param(config(agent="rlpipe.agents.QLearnAgent"), "experiments.e.agent",
+                 "module 'rlpipe.agents' has no attribute 'QLearnAgent'", id="agent-attr-missing"),
+    pytest.param(config(agent="collections.OrderedDict"), "experiments.e.agent",
+                 "'collections.OrderedDict' is not a subclass of rlpipe.agents.Agent", id="agent-not-an-Agent"),
+    pytest.param(config(agent="NoDots"), "experiments.e.agent", "is not an import path", id="agent-not-a-path"),
+    pytest.param(config(train_env="CartPol-v1"), "experiments.e.train_env",
+                 "gymnasium does not know the env id 'CartPol-v1'; did you mean 'CartPole-v1'", id="unknown-env-id"),
+    pytest.param(config(eval_env={"id": "FrozenLak-v1"}), "experiments.e.eval_env",
+                 "did you mean 'FrozenLake-v1'", id="unknown-eval-env-id"),
+    pytest.param(config(train_env={"id": "CartPole-v1", "constructor": "gymnasium.envs:make"}),
+                 "experiments.e.train_env", "exactly one of 'id'", id="env-id-and-constructor"),
+    pytest.param(config(train_env={"id": "CartPole-v1", "kwarg": {}}), "experiments.e.train_env",
+                 "unknown key 'kwarg' (did you mean 'kwargs'?)", id="env-unknown-key"),
+    pytest.param(config(train_env={"constructor": "no_such_pkg.envs:make"}), "experiments.e.train_env",
+                 "no module named 'no_such_pkg'", id="env-constructor-module-missing"),
+    pytest.param(config(train_env={"id": "CartPole-v1", "wrappers": [{"wrapper": "no_such_pkg:W"}]}),
+                 "experiments.e.train_env", "wrapper: cannot import 'no_such_pkg:W'", id="env-wrapper-missing"),
+    pytest.param(config(eval_kwargs={"horizon": 10}), "experiments.e.eval_kwargs",
+                 "unknown key 'horizon' (did you mean 'eval_horizon'?)", id="eval_kwargs-unknown-key"),
+    pytest.param(config(eval_kwargs={"gamma": 1.5}), "experiments.e.eval_kwargs.gamma",
+                 "1.5 is greater than the maximum of 1", id="eval-gamma-above-1"),
+    pytest.param(config(eval_kwargs={"n_simulations": 0}), "experiments.e.eval_kwargs.n_simulations",
+                 "less than the minimum of 1", id="n_simulations-0"),
+    pytest.param(config(init_kwargs={"learning_rat": 0.1}), "experiments.e.init_kwargs",
+                 "QLearningAgent does not accept 'learning_rat' (did you mean 'learning_rate'?)",
+                 id="init_kwargs-not-accepted"),
+    pytest.param(config(init_kwargs={"seeder": 3}), "experiments.e.init_kwargs.seeder",
+                 "is set by rlpipe for each instance", id="reserved-init-kwarg"),
+    pytest.param(config(init_kwargs={"env": "CartPole-v1"}), "experiments.e.init_kwargs.env",
+                 "is set by rlpipe for each instance", id="reserved-init-kwarg-env"),
+    pytest.param(config(init_kwargs={"learning_rate": "1e-3"}), "experiments.e.init_kwargs.learning_rate",
+                 "'1e-3' was read as a string", id="yaml11-float-string"),
+    pytest.param(config(n_fit=2, init_kwargs_per_instance=[{}]), "experiments.e.init_kwargs_per_instance",
+                 "has 1 entries but n_fit is 2", id="per-instance-wrong-length"),
+    pytest.param(config(n_fit=2, init_kwargs_per_instance=[{}, {"gama": 0.5}]),
+                 "experiments.e.init_kwargs_per_instance[1]", "does not accept 'gama' (did you mean 'gamma'?)",
+                 id="per-instance-not-accepted"),
+    pytest.param({"experiments": {"my exp": EXPERIMENT}}, "experiments", "'my exp' is not a valid name",
+                 id="experiment-name-with-space"),
+    pytest.param({"experiments": {}}, "experiments", "should be non-empty", id="empty-experiments"),
+    pytest.param(config(writer={"style_log": "fancy"}), "experiments.e.writer.style_log",
+                 "'fancy' is not one of ['multi_line', 'one_line', 'progressbar']", id="writer-style"),
+    pytest.param(config(writer={"maxlen": 0}), "experiments.e.writer.maxlen", "less than the minimum of 1",
+                 id="writer-maxlen-0"),
+    pytest.param(config(learning_curve={"xtag": "time"}), "experiments.e.learning_curve.xtag",
+                 "'time' is not one of ['global_step', 'dw_time_elapsed']", id="learning-curve-xtag"),
+    pytest.param(top(report={"confidence": 1.5}), "report.confidence", "1.5 is greater than or equal to the maximum of 1",
+                 id="report-confidence"),
+    pytest.param(top(report={"bootstrap_samples": 10}), "report.bootstrap_samples", "less than the minimum of 100",
+                 id="report-bootstrap-samples"),
+    pytest.param(top(seed=-1), "seed", "-1 is less than the minimum of 0", id="seed-negative"),
+    pytest.param(top(seed="42"), "seed", "'42' is not of type 'integer'", id="seed-string"),
+    pytest.param(config(n_checkpoints=0), "experiments.e.n_checkpoints", "less than the minimum of 1",
+                 id="n_checkpoints-0"),
+    pytest.param(config(allow_pickle="yes"), "experiments.e.allow_pickle", "'yes' is not of type 'boolean'",
+                 id="allow_pickle-string"),
+    pytest.param(config(init_kwargs=[1]), "experiments.e.init_kwargs", "is not of type 'object'",
+                 id="init_kwargs-list"),
+]
+
+
+@pytest.mark.parametrize("cfg, path, phrase", BAD_CONFIGS)
+def test_bad_config(cfg, path, phrase):
+    with pytest.raises(ConfigError) as info:
+        validate_study(cfg)
+    message = str(info.value)
+    # the line of this problem starts with its key path
+    assert any(line.startswith(f"{path}:") for line in message.splitlines()), message
+    assert phrase in message
+
+
+def test_number_of_bad_configs():
+    assert len(BAD_CONFIGS) >= 20
+
+
+def test_every_problem_is_reported_at_once():
+    cfg = copy.deepcopy(MINIMAL)
+    cfg["experiments"]["a"] = {**EXPERIMENT, "n_fit": 0}
+    cfg["experiments"]["b"] = {**EXPERIMENT, "agent": "rlpipe.agents.Nope"}
+    cfg["seed"] = -3
+    with pytest.raises(ConfigError) as info:
+        validate_study(cfg)
+    lines = str(info.value).splitlines()
+    assert any(line.startswith("experiments.a.n_fit:") for line in lines)
+    assert any(line.startswith("experiments.b.agent:") for line in lines)
+    assert any(line.startswith("seed:") for line in lines)
+    assert not any(line.startswith("experiments.e") for line in lines)  # the valid experiment is fine
+    assert len(lines) == 3
+
+
+def test_schema_errors_skip_the_semantic_checks_of_that_experiment():
+    # the unknown agent is not reported while the experiment is structurally invalid (one fix at a time)
+    cfg = config(agent="rlpipe.agents.Nope", n_fit=0)
+    with pytest.raises(ConfigError) as info:
+        validate_study(cfg)
+    assert str(info.value) == "experiments.e.n_fit: 0 is less than the minimum of 1"
+
+
+def test_yaml11_message_suggests_a_float():
+    with pytest.raises(ConfigError, match=r"write 1\.0e-3"):
+        validate_study(config(init_kwargs={"learning_rate": "1e-3"}))
+
+
+@pytest.mark.parametrize("text", ["5e4", "1.5e3"])
+def test_yaml11_hint_is_a_float_in_yaml(text):
+    with pytest.raises(ConfigError) as info:
+        validate_study(config(init_kwargs={"learning_rate": text}))
+    suggestion = re.search(r"write (\S+)\)", str(info.value)).group(1)
+    assert isinstance(yaml.safe_load(f"x: {suggestion}")["x"], float)
+
+
+def test_yaml11_hint_for_signed_exponent_works():
+    with pytest.raises(ConfigError) as info:
+        validate_study(config(init_kwargs={"learning_rate": "3e-4"}))
+    suggestion = re.search(r"write (\S+)\)", str(info.value)).group(1)
+    assert yaml.safe_load(f"x: {suggestion}")["x"] == 3e-4
+
+
+class ModeAgent(QLearningAgent):
+    """An agent with a string hyperparameter."""
+
+    def __init__(self, env, mode: str = "fast", **kwargs):
+        super().__init__(env, **kwargs)
+        self.mode = mode
+
+
+def test_other_strings_in_init_kwargs_are_fine():
+    study = validate_study(config(agent=f"{__name__}:ModeAgent", init_kwargs={"mode": "e5", "gamma": 0.5}))
+    assert study.experiment("e")["init_kwargs"] == {"mode": "e5", "gamma": 0.5}
+
+
+@pytest.mark.parametrize("cfg", [config(n_fit=2.0), config(n_checkpoints=2.0), top(seed=3.0)],
+                         ids=["n_fit", "n_checkpoints", "seed"])
+def test_float_for_an_integer_key_is_rejected(cfg):
+    with pytest.raises(ConfigError):
+        validate_study(cfg)
+
+
+# ---------------------------------------------------------------------------------------------- files
+def test_load_config_file(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(MINIMAL))
+    assert load_config_file(path) == MINIMAL
+    assert validate_study(load_config_file(str(path))).experiment("e")["n_fit"] == 4
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "experiments:\n  e:\n    agent: x\n   train_env: y\n",  # bad indentation
+        "experiments: {e: [1, 2}\n",  # unclosed bracket
+        "experiments:\n\te: 1\n",  # tab
+    ],
+)
+def test_malformed_yaml(tmp_path, text):
+    path = tmp_path / "broken_config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"broken_config\.yaml is not valid YAML") as info:
+        load_config_file(path)
+    assert "line" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
+        load_config_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "", "42\n"])
+def test_top_level_must_be_a_mapping(tmp_path, text):
+    path = tmp_path / "list.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=r"list\.yaml: the config must be a mapping"):
+        load_config_file(path)
+
+
+# ---------------------------------------------------------------------------------------------- accepted kwargs
+def test_accepted_init_kwargs_of_q_learning():
+    accepted = accepted_init_kwargs(QLearningAgent)
+    assert {"gamma", "learning_rate", "epsilon_start", "epsilon_end", "epsilon_decay_steps"} <= accepted
+    assert set(RESERVED_INIT_KWARGS) <= accepted  # env, eval_env, copy_env, seeder, output_dir
+    assert "self" not in accepted and "kwargs" not in accepted
+
+
+def test_accepted_init_kwargs_of_value_iteration_and_base():
+    assert {"gamma", "epsilon", "env", "seeder"} <= accepted_init_kwargs(ValueIterationAgent)
+    assert "learning_rate" not in accepted_init_kwargs(ValueIterationAgent)
+    assert accepted_init_kwargs(Agent) >= {"env", "eval_env", "copy_env", "seeder", "output_dir"}
+
+
+def test_accepted_init_kwargs_none_when_kwargs_go_anywhere():
+    class Base:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    class Child(Base):
+        def __init__(self, a=1, **kwargs):
+            super().__init__(**kwargs)
+
+    assert accepted_init_kwargs(Child) is None
+    assert accepted_init_kwargs(Base) is None
+
+
+def test_accepted_init_kwargs_follows_inherited_init():
+    class NoInit(QLearningAgent):
+        pass
+
+    class KeywordOnly(QLearningAgent):
+        def __init__(self, env, *, extra=1, **kwargs):
+            super().__init__(env, **kwargs)
+
+    assert accepted_init_kwargs(NoInit) == accepted_init_kwargs(QLearningAgent)
+    assert accepted_init_kwargs(KeywordOnly) == accepted_init_kwargs(QLearningAgent) | {"extra"}

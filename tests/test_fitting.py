@@ -1,0 +1,394 @@
+"""rlpipe.fitting and rlpipe.evaluation, in process: chunked fits, resume, outputs, evaluation tables."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from rlpipe.agents import QLearningAgent
+from rlpipe.config import validate_study
+from rlpipe.errors import CheckpointError
+from rlpipe.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
+from rlpipe.fitting import agent_kwargs, fit_instance, split_budget
+from rlpipe.paths import InstancePaths
+from rlpipe.rollouts import run_episodes
+from rlpipe.seeding import seed_record
+from rlpipe.tasks import eval_task, fit_task
+from rlpipe.writer import COLUMNS
+
+TESTS = Path(__file__).resolve().parent
+FLAKY = "helpers_agents:FlakyQLearningAgent"
+
+
+@pytest.fixture(autouse=True)
+def helpers(monkeypatch):
+    """Make ``helpers_agents`` importable by path and reset its interruption switch."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    import helpers_agents
+
+    monkeypatch.setattr(helpers_agents.FlakyQLearningAgent, "fail_after_calls", None)
+    monkeypatch.setattr(helpers_agents.FlakyQLearningAgent, "calls", 0)
+    return helpers_agents
+
+
+def make_study(**overrides: Any):
+    experiment = {
+        "agent": "rlpipe.agents.QLearningAgent",
+        "train_env": "FrozenLake-v1",
+        "fit_budget": 1000,
+        "n_fit": 2,
+        "n_checkpoints": 5,
+        "init_kwargs": {"epsilon_decay_steps": 300},
+        "eval_kwargs": {"n_simulations": 6, "eval_horizon": 100, "gamma": 0.9},
+        "writer": {"print_log": False},
+    }
+    experiment.update(overrides)
+    return validate_study({"seed": 1, "experiments": {"ql": experiment}})
+
+
+def writer_rows(path: Path) -> list[tuple]:
+    table = pq.read_table(path)
+    return list(zip(table.column("tag").to_pylist(), table.column("value").to_pylist(),
+                    table.column("global_step").to_pylist()))
+
+
+def q_table(task, paths: InstancePaths) -> np.ndarray:
+    return load_instance_agent(task, paths.checkpoint).q
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files or progress state left in ``folder``."""
+    return [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name == "progress"]
+
+
+# ---------------------------------------------------------------------------------------------- split_budget
+@pytest.mark.parametrize("budget, n", [(10, 3), (1000, 7), (5, 5), (3, 10), (1, 1), (1, 4), (97, 96), (100, 1)])
+def test_split_budget(budget, n):
+    chunks = split_budget(budget, n)
+    assert sum(chunks) == budget
+    assert len(chunks) == min(n, budget)
+    assert min(chunks) >= 1
+    assert max(chunks) - min(chunks) <= 1
+    assert chunks == sorted(chunks, reverse=True)  # the larger chunks first
+
+
+def test_split_budget_examples():
+    assert split_budget(10, 3) == [4, 3, 3]
+    assert split_budget(2, 5) == [1, 1]
+    assert split_budget(7, 1) == [7]
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+def test_fit_instance_outputs(tmp_path):
+    task = fit_task(make_study(), "ql", 1)
+    paths = InstancePaths(tmp_path / "i1")
+    record = fit_instance(task, paths)
+
+    assert paths.checkpoint.is_file() and paths.writer.is_file() and paths.fit_record.is_file()
+    assert leftovers(paths.folder) == []
+    assert not paths.progress.exists()
+    assert not (paths.folder / "agent_output").exists()
+
+    table = pq.read_table(paths.writer)
+    assert table.schema.names == list(COLUMNS) == ["name", "tag", "value", "dw_time_elapsed", "global_step"]
+    assert set(table.column("name").to_pylist()) == {"ql"}  # the writer is named after the experiment
+    assert set(table.column("tag").to_pylist()) == {"episode_rewards", "episode_length"}
+
+    on_disk = json.loads(paths.fit_record.read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert on_disk["total_env_steps"] == task.fit_budget == 1000
+    assert on_disk["task_hash"] == task.task_hash()
+    assert on_disk["instance_seed"] == seed_record(task.instance_seed)
+    assert on_disk["root_seed"] == task.root_seed
+    assert on_disk["experiment"] == "ql" and on_disk["instance"] == 1
+    assert on_disk["agent_class"] == "rlpipe.agents.q_learning:QLearningAgent"
+    assert on_disk["chunks"] == [200] * 5
+    assert on_disk["resumed_after_chunk"] == 0
+    assert {"python", "rlpipe", "numpy", "gymnasium"} <= set(on_disk["versions"])
+    assert on_disk["wall_time_s"] > 0
+    assert on_disk["task"]["init_kwargs"] == {"epsilon_decay_steps": 300}
+
+    agent = load_instance_agent(task, paths.checkpoint)
+    assert agent.total_env_steps == 1000
+
+
+def test_fit_instance_equals_a_plain_fit(tmp_path):
+    task = fit_task(make_study(), "ql", 0)
+    paths = InstancePaths(tmp_path / "i0")
+    fit_instance(task, paths)
+    plain = QLearningAgent(**agent_kwargs(task, tmp_path / "unused", task.writer_kwargs))
+    plain.fit(task.fit_budget)
+    np.testing.assert_array_equal(q_table(task, paths), plain.q)
+    data = plain.writer.data
+    assert writer_rows(paths.writer) == list(zip(data["tag"], data["value"], data["global_step"]))
+
+
+def test_instances_differ(tmp_path):
+    s = make_study()
+    t0, t1 = fit_task(s, "ql", 0), fit_task(s, "ql", 1)
+    p0, p1 = InstancePaths(tmp_path / "0"), InstancePaths(tmp_path / "1")
+    fit_instance(t0, p0)
+    fit_instance(t1, p1)
+    assert writer_rows(p0.writer) != writer_rows(p1.writer)
+
+
+def test_n_checkpoints_does_not_change_results(tmp_path):
+    one = fit_task(make_study(n_checkpoints=1), "ql", 0)
+    seven = fit_task(make_study(n_checkpoints=7), "ql", 0)
+    p1, p7 = InstancePaths(tmp_path / "one"), InstancePaths(tmp_path / "seven")
+    assert fit_instance(one, p1)["chunks"] == [1000]
+    assert fit_instance(seven, p7)["chunks"] == [143] * 6 + [142]
+    np.testing.assert_array_equal(q_table(one, p1), q_table(seven, p7))
+    assert writer_rows(p1.writer) == writer_rows(p7.writer)
+
+
+def test_refit_of_a_finished_instance_gives_the_same_results(tmp_path):
+    task = fit_task(make_study(), "ql", 0)
+    paths = InstancePaths(tmp_path / "i")
+    fit_instance(task, paths)
+    first_q, first_rows = q_table(task, paths), writer_rows(paths.writer)
+    record = fit_instance(task, paths)
+    assert record["resumed_after_chunk"] == 0
+    np.testing.assert_array_equal(q_table(task, paths), first_q)
+    assert writer_rows(paths.writer) == first_rows
+
+
+# ---------------------------------------------------------------------------------------------- resume
+def interrupt(task, paths: InstancePaths, helpers, after_chunks: int) -> None:
+    """Run the fit until its agent raises after ``after_chunks`` chunks, leaving the progress folder."""
+    helpers.FlakyQLearningAgent.fail_after_calls = after_chunks
+    helpers.FlakyQLearningAgent.calls = 0
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        fit_instance(task, paths)
+    helpers.FlakyQLearningAgent.fail_after_calls = None
+    assert not paths.checkpoint.exists() and not paths.fit_record.exists()
+    progress = json.loads((paths.progress / "progress.json").read_text())
+    assert progress == {"task_hash": task.task_hash(), "chunks_done": after_chunks}
+
+
+def reference(task, tmp_path: Path) -> InstancePaths:
+    paths = InstancePaths(tmp_path / "reference")
+    fit_instance(task, paths)
+    return paths
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, helpers, capsys):
+    task = fit_task(make_study(agent=FLAKY), "ql", 0)
+    expected = reference(task, tmp_path)
+    paths = InstancePaths(tmp_path / "interrupted")
+    interrupt(task, paths, helpers, after_chunks=3)
+    capsys.readouterr()
+
+    record = fit_instance(task, paths)
+    assert "resuming ql[0] after chunk 3/5" in capsys.readouterr().err
+    assert record["resumed_after_chunk"] == 3
+    assert json.loads(paths.fit_record.read_text())["resumed_after_chunk"] == 3
+    assert record["total_env_steps"] == 1000
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+    elapsed = pq.read_table(paths.writer).column("dw_time_elapsed").to_numpy()
+    assert (np.diff(elapsed) >= 0).all()  # the clock continued after the resume
+    assert leftovers(paths.folder) == []
+    # and the Flaky agent learns exactly as the built-in one
+    plain = fit_task(make_study(), "ql", 0)
+    plain_paths = InstancePaths(tmp_path / "plain")
+    fit_instance(plain, plain_paths)
+    np.testing.assert_array_equal(q_table(plain, plain_paths), q_table(task, paths))
+
+
+def test_resume_after_the_last_chunk(tmp_path, helpers, monkeypatch):
+    """Killed after the last chunk was saved but before the outputs were promoted: no fit call is left."""
+    import rlpipe.fitting
+
+    task = fit_task(make_study(agent=FLAKY, n_checkpoints=2), "ql", 1)
+    expected = reference(task, tmp_path)
+    paths = InstancePaths(tmp_path / "interrupted")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rlpipe.fitting, "_promote_progress", killed)
+        with pytest.raises(KeyboardInterrupt):
+            fit_instance(task, paths)
+    assert json.loads((paths.progress / "progress.json").read_text())["chunks_done"] == 2
+    helpers.FlakyQLearningAgent.fail_after_calls = 0  # any further fit call would raise
+    helpers.FlakyQLearningAgent.calls = 0
+    record = fit_instance(task, paths)
+    assert record["resumed_after_chunk"] == 2
+    assert helpers.FlakyQLearningAgent.calls == 0
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+    assert leftovers(paths.folder) == []
+
+
+def test_progress_of_another_task_is_discarded(tmp_path, helpers, capsys):
+    old = fit_task(make_study(agent=FLAKY), "ql", 0)
+    new = fit_task(make_study(agent=FLAKY, fit_budget=1200), "ql", 0)
+    assert old.task_hash() != new.task_hash()
+    paths = InstancePaths(tmp_path / "i")
+    interrupt(old, paths, helpers, after_chunks=2)
+    capsys.readouterr()
+    record = fit_instance(new, paths)
+    assert "resuming" not in capsys.readouterr().err
+    assert record["resumed_after_chunk"] == 0
+    assert record["total_env_steps"] == 1200
+    expected = reference(new, tmp_path)
+    np.testing.assert_array_equal(q_table(new, paths), q_table(new, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+
+
+def test_corrupt_progress_checkpoint_is_discarded(tmp_path, helpers, capsys):
+    task = fit_task(make_study(agent=FLAKY), "ql", 0)
+    paths = InstancePaths(tmp_path / "i")
+    interrupt(task, paths, helpers, after_chunks=2)
+    checkpoint = paths.progress / "agent.ckpt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])
+    capsys.readouterr()
+    record = fit_instance(task, paths)
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "truncated" in err and "starting over" in err
+    assert record["resumed_after_chunk"] == 0
+    expected = reference(task, tmp_path)
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+
+
+def test_unreadable_progress_record_starts_over(tmp_path, helpers):
+    task = fit_task(make_study(agent=FLAKY), "ql", 0)
+    paths = InstancePaths(tmp_path / "i")
+    interrupt(task, paths, helpers, after_chunks=2)
+    (paths.progress / "progress.json").write_text('{"task_hash": ')
+    record = fit_instance(task, paths)
+    assert record["resumed_after_chunk"] == 0
+    expected = reference(task, tmp_path)
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+
+
+def test_corrupt_progress_writer_data_is_discarded(tmp_path, helpers):
+    task = fit_task(make_study(agent=FLAKY), "ql", 0)
+    paths = InstancePaths(tmp_path / "i")
+    interrupt(task, paths, helpers, after_chunks=2)
+    (paths.progress / "writer.parquet").write_bytes(b"not parquet" * 10)
+    record = fit_instance(task, paths)
+    assert record["resumed_after_chunk"] == 0
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+@pytest.fixture
+def fitted(tmp_path):
+    s = make_study()
+    paths = InstancePaths(tmp_path / "fitted")
+    fit_instance(fit_task(s, "ql", 1), paths)
+    return s, paths
+
+
+def test_evaluate_instance_table(fitted, tmp_path):
+    s, paths = fitted
+    task = eval_task(s, "ql", 1)
+    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
+    on_disk = pq.read_table(paths.evaluation)
+    assert on_disk.schema.names == list(EPISODE_COLUMNS) == [
+        "instance", "episode", "seed", "return", "discounted_return", "length"]
+    assert on_disk.num_rows == task.eval_kwargs["n_simulations"] == 6
+    assert on_disk.column("instance").to_pylist() == [1] * 6
+    assert on_disk.column("episode").to_pylist() == list(range(6))
+    assert on_disk.column("seed").to_pylist() == task.episode_seeds.tolist()
+    assert on_disk.select(list(EPISODE_COLUMNS)).equals(table.select(list(EPISODE_COLUMNS)))
+    frame = on_disk.to_pandas()
+    assert (frame["length"] >= 1).all() and (frame["length"] <= 100).all()
+    assert set(frame["return"]) <= {0.0, 1.0}
+    # FrozenLake pays 1 on the last step only: discounted = gamma ** (length - 1) * return
+    np.testing.assert_allclose(frame["discounted_return"], frame["return"] * 0.9 ** (frame["length"] - 1))
+    metadata = json.loads(on_disk.schema.metadata[b"rlpipe"])
+    assert metadata["task_hash"] == task.task_hash()
+    assert metadata["eval_kwargs"] == task.eval_kwargs
+    # same episodes as rolling out the loaded agent's policy with the task's seeds
+    agent = load_instance_agent(task, paths.checkpoint)
+    direct = run_episodes(agent.policy, agent.eval_env, task.episode_seeds, 100, 0.9)
+    np.testing.assert_array_equal(frame["length"].to_numpy(), direct["length"])
+    np.testing.assert_array_equal(frame["discounted_return"].to_numpy(), direct["discounted_return"])
+    assert leftovers(paths.folder) == []
+
+
+def test_evaluate_instance_is_deterministic(fitted, tmp_path):
+    s, paths = fitted
+    task = eval_task(s, "ql", 1)
+    a = evaluate_instance(task, paths.checkpoint, tmp_path / "a.parquet")
+    b = evaluate_instance(task, paths.checkpoint, tmp_path / "b.parquet")
+    assert a.equals(b)
+    assert pq.read_table(tmp_path / "a.parquet").equals(pq.read_table(tmp_path / "b.parquet"))
+
+
+def test_evaluation_more_simulations_extend_the_table(fitted, tmp_path):
+    s, paths = fitted
+    few = evaluate_instance(eval_task(s, "ql", 1), paths.checkpoint, tmp_path / "few.parquet")
+    more_study = make_study(eval_kwargs={"n_simulations": 9, "eval_horizon": 100, "gamma": 0.9})
+    more = evaluate_instance(eval_task(more_study, "ql", 1), paths.checkpoint, tmp_path / "more.parquet")
+    assert more.num_rows == 9
+    assert more.slice(0, 6).equals(few)
+
+
+def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
+    task = eval_task(make_study(), "ql", 0)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        evaluate_instance(task, tmp_path / "nope" / "agent.ckpt", tmp_path / "out.parquet")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def eval_only_setup(tmp_path):
+    s = make_study(agent="helpers_agents:EvalOnlyAgent", init_kwargs={}, fit_budget=50, n_checkpoints=2)
+    paths = InstancePaths(tmp_path / "eval_only")
+    fit_instance(fit_task(s, "ql", 0), paths)
+    task = eval_task(s, "ql", 0)
+    return task, paths
+
+
+def test_agent_without_policy_is_scored_by_eval(tmp_path):
+    task, paths = eval_only_setup(tmp_path)
+    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
+    assert table.num_rows == 6
+    assert table.column("length").null_count == 6
+    assert table.column("seed").to_pylist() == task.episode_seeds.tolist()
+    frame = table.to_pandas()
+    assert frame["return"].isna().all()
+    agent = load_instance_agent(task, paths.checkpoint)
+    expected = [agent.eval(eval_horizon=100, n_simulations=1, gamma=0.9) for _ in range(6)]
+    assert frame["discounted_return"].tolist() == expected
+
+
+def test_agent_without_policy_has_null_returns(tmp_path):
+    task, paths = eval_only_setup(tmp_path)
+    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
+    assert table.column("return").null_count == table.num_rows
+
+
+def test_pickled_agent_fit_and_evaluation(tmp_path):
+    base = {"agent": "helpers_agents:PickledCounterAgent", "init_kwargs": {}, "fit_budget": 60, "n_checkpoints": 3}
+    trusted = make_study(allow_pickle=True, **base)
+    paths = InstancePaths(tmp_path / "p")
+    record = fit_instance(fit_task(trusted, "ql", 0), paths)
+    assert record["total_env_steps"] == 60
+    table = evaluate_instance(eval_task(trusted, "ql", 0), paths.checkpoint, paths.evaluation)
+    assert table.num_rows == 6
+    untrusted = make_study(**base)
+    with pytest.raises(CheckpointError, match="allow_pickle"):
+        evaluate_instance(eval_task(untrusted, "ql", 0), paths.checkpoint, tmp_path / "x.parquet")
+
+
+def test_tasks_survive_json(tmp_path):
+    """The CLI rebuilds tasks from JSON: the result must not change."""
+    task = fit_task(make_study(), "ql", 0)
+    again = type(task).from_json(task.to_json())
+    a, b = InstancePaths(tmp_path / "a"), InstancePaths(tmp_path / "b")
+    fit_instance(task, a)
+    fit_instance(again, b)
+    assert writer_rows(a.writer) == writer_rows(b.writer)
+    assert dataclasses.asdict(again) == dataclasses.asdict(task)
+    assert copy.deepcopy(task) == again

@@ -1,0 +1,264 @@
+"""rlpipe.tasks: tasks built from a study, JSON round trips, hashes, and per-instance seeds."""
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rlpipe.config import validate_study
+from rlpipe.seeding import Stream, experiment_stream, seed_record
+from rlpipe.tasks import AggregateTask, EvalTask, FitTask, aggregate_task, eval_task, fit_task, instance_init_kwargs
+
+BASE = {
+    "seed": 5,
+    "experiments": {
+        "ql": {
+            "agent": "rlpipe.agents.QLearningAgent",
+            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+            "fit_budget": 300,
+            "n_fit": 3,
+            "init_kwargs": {"learning_rate": 0.5, "gamma": 0.9},
+            "eval_kwargs": {"n_simulations": 4, "eval_horizon": 50},
+        },
+        "vi": {
+            "agent": "rlpipe.agents.ValueIterationAgent",
+            "train_env": "FrozenLake-v1",
+            "eval_env": "FrozenLake8x8-v1",
+            "fit_budget": 20,
+            "learning_curve": {"tag": "bellman_residual"},
+        },
+    },
+}
+
+
+def study(seed: int | None = None, **overrides: Any):
+    """The BASE study with keys of experiment ``ql`` replaced."""
+    cfg = copy.deepcopy(BASE)
+    if seed is not None:
+        cfg["seed"] = seed
+    cfg["experiments"]["ql"].update(overrides)
+    return validate_study(cfg)
+
+
+def draws(seq: np.random.SeedSequence) -> list[int]:
+    return np.random.default_rng(seq).integers(0, 2**62, size=4).tolist()
+
+
+# ---------------------------------------------------------------------------------------------- building
+def test_fit_task_fields():
+    task = fit_task(study(), "ql", 1)
+    assert isinstance(task, FitTask)
+    assert task.experiment == "ql"
+    assert task.instance == 1
+    assert task.agent == "rlpipe.agents.QLearningAgent"
+    assert task.train_env == {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}, "wrappers": []}
+    assert task.eval_env == task.train_env  # defaults to train_env
+    assert task.init_kwargs == {"learning_rate": 0.5, "gamma": 0.9}
+    assert task.fit_budget == 300
+    assert task.fit_kwargs == {}
+    assert task.n_checkpoints == 10
+    assert task.writer_kwargs == {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
+    assert task.allow_pickle is False
+    assert task.root_seed == seed_record(np.random.SeedSequence(5)) == {"entropy": 5, "spawn_key": []}
+
+
+def test_eval_task_fields():
+    task = eval_task(study(), "vi", 0)
+    assert isinstance(task, EvalTask)
+    assert task.train_env == "FrozenLake-v1"
+    assert task.eval_env == "FrozenLake8x8-v1"
+    assert task.eval_kwargs == {"eval_horizon": 100000, "n_simulations": 10, "gamma": 1.0}
+    assert not hasattr(task, "fit_budget")
+
+
+def test_aggregate_task_fields():
+    task = aggregate_task(study(), "vi")
+    assert isinstance(task, AggregateTask)
+    assert task.agent == "rlpipe.agents.ValueIterationAgent"
+    assert task.env == "FrozenLake8x8-v1"  # the evaluation env names the experiment
+    assert task.fit_budget == 20
+    assert task.instances == [0, 1, 2, 3]
+    assert task.learning_curve == {"tag": "bellman_residual", "xtag": "global_step", "smoothing_window": 1}
+    assert task.report == {"confidence": 0.95, "bootstrap_samples": 10000}
+    assert aggregate_task(study(), "ql").env == "FrozenLake-v1"
+    assert draws(task.statistics_seed) == draws(experiment_stream(np.random.SeedSequence(5), "vi", Stream.STATISTICS, 0))
+
+
+def test_unknown_experiment():
+    from rlpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no experiment named 'nope'"):
+        fit_task(study(), "nope", 0)
+
+
+@pytest.mark.parametrize("make", [fit_task, eval_task])
+@pytest.mark.parametrize("instance", [-1, 3, 100])
+def test_instance_out_of_range(make, instance):
+    with pytest.raises(IndexError, match=rf"experiment 'ql' has instances 0\.\.2, not {instance}"):
+        make(study(), "ql", instance)
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+@pytest.mark.parametrize(
+    "make, cls",
+    [
+        (lambda s: fit_task(s, "ql", 2), FitTask),
+        (lambda s: eval_task(s, "ql", 1), EvalTask),
+        (lambda s: aggregate_task(s, "vi"), AggregateTask),
+        (lambda s: fit_task(s, "vi", 0), FitTask),
+    ],
+)
+def test_json_round_trip(make, cls):
+    task = make(study())
+    text = task.to_json()
+    assert json.loads(text)["experiment"] == task.experiment
+    back = cls.from_json(text)
+    assert back == task
+    assert back.task_hash() == task.task_hash()
+    assert back.to_json() == text
+
+
+def test_json_is_canonical():
+    text = fit_task(study(), "ql", 0).to_json()
+    assert " " not in text.replace("FrozenLake-v1", "")  # compact separators
+    keys = list(json.loads(text))
+    assert keys == sorted(keys)
+
+
+def test_task_hash_is_stable_across_processes():
+    # sha256 of canonical JSON: no salted hash(); the same study gives the same hash in every run
+    assert fit_task(study(), "ql", 0).task_hash() == fit_task(study(), "ql", 0).task_hash()
+    assert len(fit_task(study(), "ql", 0).task_hash()) == 16
+
+
+# ---------------------------------------------------------------------------------------------- hashes
+def fit_hash(s, instance: int = 0) -> str:
+    return fit_task(s, "ql", instance).task_hash()
+
+
+def eval_hash(s, instance: int = 0) -> str:
+    return eval_task(s, "ql", instance).task_hash()
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"fit_budget": 301},
+        {"init_kwargs": {"learning_rate": 0.4, "gamma": 0.9}},
+        {"init_kwargs": {"learning_rate": 0.5}},
+        {"train_env": "FrozenLake-v1"},
+        {"agent": "rlpipe.agents.RandomAgent", "init_kwargs": {}},
+    ],
+)
+def test_fit_hash_changes_with_what_the_fit_depends_on(changed):
+    assert fit_hash(study(**changed)) != fit_hash(study())
+
+
+def test_fit_hash_changes_with_the_seed_and_the_instance():
+    assert fit_hash(study(seed=6)) != fit_hash(study())
+    assert fit_hash(study(), 1) != fit_hash(study(), 0)
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"eval_kwargs": {"n_simulations": 40, "eval_horizon": 7, "gamma": 0.5}},
+        {"n_fit": 7},
+        {"learning_curve": {"tag": "episode_length"}},
+    ],
+)
+def test_fit_hash_ignores_what_the_fit_does_not_depend_on(changed):
+    assert fit_hash(study(**changed)) == fit_hash(study())
+    assert fit_task(study(**changed), "ql", 2) == fit_task(study(), "ql", 2)
+
+
+def test_fit_hash_does_not_depend_on_other_experiments():
+    cfg = copy.deepcopy(BASE)
+    cfg["experiments"]["vi"]["fit_budget"] = 99
+    cfg["experiments"]["new"] = copy.deepcopy(BASE["experiments"]["vi"])
+    assert fit_hash(validate_study(cfg)) == fit_hash(study())
+
+
+def test_eval_hash_changes_with_eval_kwargs():
+    base = eval_hash(study())
+    assert eval_hash(study(eval_kwargs={"n_simulations": 5, "eval_horizon": 50})) != base
+    assert eval_hash(study(eval_kwargs={"n_simulations": 4, "eval_horizon": 51})) != base
+    assert eval_hash(study(eval_kwargs={"n_simulations": 4, "eval_horizon": 50, "gamma": 0.9})) != base
+    assert eval_hash(study(n_fit=8)) == base
+
+
+# ---------------------------------------------------------------------------------------------- init kwargs
+def test_init_kwargs_per_instance_merged_over_init_kwargs():
+    s = study(init_kwargs_per_instance=[{}, {"learning_rate": 0.1}, {"epsilon_end": 0.2, "gamma": 0.5}])
+    assert fit_task(s, "ql", 0).init_kwargs == {"learning_rate": 0.5, "gamma": 0.9}
+    assert fit_task(s, "ql", 1).init_kwargs == {"learning_rate": 0.1, "gamma": 0.9}
+    assert eval_task(s, "ql", 2).init_kwargs == {"learning_rate": 0.5, "gamma": 0.5, "epsilon_end": 0.2}
+    # only the instance whose kwargs changed gets a new hash
+    assert fit_hash(s, 0) == fit_hash(study(), 0)
+    assert fit_hash(s, 1) != fit_hash(study(), 1)
+
+
+def test_instance_init_kwargs_without_per_instance():
+    spec = {"init_kwargs": {"a": 1}, "n_fit": 2}
+    assert instance_init_kwargs(spec, 1) == {"a": 1}
+    spec["init_kwargs_per_instance"] = [{"a": 2}, {"b": 3}]
+    assert instance_init_kwargs(spec, 0) == {"a": 2}
+    assert instance_init_kwargs(spec, 1) == {"a": 1, "b": 3}
+    assert spec["init_kwargs"] == {"a": 1}  # not mutated
+
+
+# ---------------------------------------------------------------------------------------------- seeds
+def test_instance_seeds_differ_across_instances_experiments_and_studies():
+    s = study()
+    seeds = [fit_task(s, "ql", i).instance_seed for i in range(3)]
+    seeds += [fit_task(s, "vi", i).instance_seed for i in range(4)]
+    seeds.append(fit_task(study(seed=6), "ql", 0).instance_seed)
+    assert len({tuple(draws(seq)) for seq in seeds}) == len(seeds)
+
+
+def test_instance_seed_is_the_fit_stream():
+    task = fit_task(study(), "ql", 2)
+    assert draws(task.instance_seed) == draws(experiment_stream(np.random.SeedSequence(5), "ql", Stream.FIT, 2))
+    # fit and eval tasks of one instance build the same agent
+    assert draws(eval_task(study(), "ql", 2).instance_seed) == draws(task.instance_seed)
+
+
+def test_instance_seed_unchanged_when_n_fit_grows():
+    small, large = study(n_fit=2), study(n_fit=10)
+    for i in range(2):
+        assert draws(fit_task(small, "ql", i).instance_seed) == draws(fit_task(large, "ql", i).instance_seed)
+        assert fit_task(small, "ql", i) == fit_task(large, "ql", i)
+
+
+def test_instance_seed_unchanged_when_experiments_are_added_or_renamed_elsewhere():
+    cfg = copy.deepcopy(BASE)
+    cfg["experiments"] = {"zzz": cfg["experiments"]["vi"], "ql": cfg["experiments"]["ql"]}
+    assert draws(fit_task(validate_study(cfg), "ql", 1).instance_seed) == draws(fit_task(study(), "ql", 1).instance_seed)
+
+
+def test_episode_seeds():
+    task = eval_task(study(), "ql", 1)
+    seeds = task.episode_seeds
+    assert seeds.dtype == np.int64
+    assert len(seeds) == 4
+    assert len(set(seeds.tolist())) == 4
+    assert ((0 <= seeds) & (seeds < 2**31)).all()
+    expected = (experiment_stream(np.random.SeedSequence(5), "ql", Stream.EVAL, 1).generate_state(4) >> 1)
+    np.testing.assert_array_equal(seeds, expected.astype(np.int64))
+    np.testing.assert_array_equal(task.episode_seeds, seeds)  # a property, recomputed identically
+
+
+def test_episode_seeds_prefix_stable_when_n_simulations_grows():
+    few = eval_task(study(), "ql", 0).episode_seeds
+    many = eval_task(study(eval_kwargs={"n_simulations": 50, "eval_horizon": 50}), "ql", 0).episode_seeds
+    assert len(many) == 50
+    np.testing.assert_array_equal(many[: len(few)], few)
+
+
+def test_episode_seeds_differ_across_instances():
+    s = study()
+    first = [tuple(eval_task(s, "ql", i).episode_seeds.tolist()) for i in range(3)]
+    assert len(set(first)) == 3
