@@ -1,13 +1,12 @@
 # rlpipe: fit -> evaluate -> aggregate -> compare over every experiment in the config.
 # Kept small: every cluster job re-parses it. The logic lives in the rlpipe package.
-import shlex
 import sys
 
-# This workflow's own rlpipe package, for parsing here and for every job (also inside conda envs).
-sys.path.insert(0, workflow.basedir)
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(workflow.basedir)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+sys.path.insert(0, workflow.basedir)  # this workflow's own rlpipe package
 
-from rlpipe.workflow import check_config_file_or_exit, load_study_or_exit
+from rlpipe.workflow import check_config_file_or_exit, load_study_or_exit, shell_prefix
+
+shell.prefix(shell_prefix(workflow))  # defines the shell function `rlpipe` the rules call
 
 
 if not workflow.overwrite_configfiles:  # a --configfile replaces the default config instead of extending it

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from rlpipe.agents.base import Agent, AgentWithSimplePolicy
+from rlpipe.arrow import float64_array, int64_array, null_array
 from rlpipe.atomic import write_parquet
 from rlpipe.fitting import agent_class, agent_kwargs
 from rlpipe.provenance import library_versions
@@ -40,14 +41,15 @@ def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
         discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
         returns, lengths = None, None
     n = len(seeds)
-    return pa.table({
-        "instance": pa.array(np.full(n, task.instance, dtype=np.int64)),
-        "episode": pa.array(np.arange(n, dtype=np.int64)),
-        "seed": pa.array(seeds),
-        "return": pa.array(returns, pa.float64()) if returns is not None else pa.nulls(n, pa.float64()),
-        "discounted_return": pa.array(discounted, pa.float64()),
-        "length": pa.array(lengths, pa.int64()) if lengths is not None else pa.nulls(n, pa.int64()),
-    })
+    columns = [
+        int64_array(np.full(n, task.instance)),
+        int64_array(np.arange(n)),
+        int64_array(seeds),
+        float64_array(returns) if returns is not None else null_array(n, pa.float64()),
+        float64_array(discounted),
+        int64_array(lengths) if lengths is not None else null_array(n, pa.int64()),
+    ]
+    return pa.Table.from_arrays(columns, names=list(EPISODE_COLUMNS))
 
 
 def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path) -> pa.Table:

@@ -4,6 +4,7 @@ They live here rather than in the .smk files so that they are tested like the re
 """
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +16,22 @@ from rlpipe.paths import StudyPaths
 
 PATHS = StudyPaths()
 EXPERIMENT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+def shell_prefix(workflow: Any) -> str:
+    """Prefix of every shell job: strict mode, and a shell function ``rlpipe`` that runs this workflow's rlpipe.
+
+    The function runs Snakemake's own interpreter, which has rlpipe's dependencies and skips any
+    launcher shim on PATH (pyenv's costs ~80 ms a job); in conda envs it runs the env's ``python``.
+    Being shell code, not a rule variable, it changes no job's params or code when the machine changes.
+    """
+    from snakemake.settings.types import DeploymentMethod
+
+    settings = workflow.deployment_settings
+    uses_conda = settings is not None and DeploymentMethod.CONDA in settings.deployment_method
+    python = "python" if uses_conda else shlex.quote(sys.executable)
+    pythonpath = shlex.quote(workflow.basedir) + "${{PYTHONPATH:+:$PYTHONPATH}}"  # braces doubled for Snakemake
+    return f'set -euo pipefail; rlpipe() {{{{ PYTHONPATH={pythonpath} {python} -m rlpipe "$@"; }}}}; '
 
 
 def check_config_file_or_exit(path: str) -> None:

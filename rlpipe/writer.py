@@ -109,16 +109,13 @@ class DefaultWriter:
         """All rows as a pyarrow Table with the documented column types."""
         import pyarrow as pa
 
+        from rlpipe.arrow import float64_array, string_array
+
         self._trim()
-        n = len(self._tags)
         elapsed = np.asarray(self._times, dtype=np.float64) - self._start + self._time_offset
-        return pa.table({
-            "name": pa.array([self.name] * n, pa.string()),
-            "tag": pa.array(self._tags, pa.string()),
-            "value": pa.array(np.asarray(self._values, dtype=np.float64)),
-            "dw_time_elapsed": pa.array(elapsed),
-            "global_step": pa.array(np.asarray(self._steps, dtype=np.float64)),
-        })
+        columns = [string_array([self.name] * len(self._tags)), string_array(self._tags), float64_array(self._values),
+                   float64_array(elapsed), float64_array(self._steps)]
+        return pa.Table.from_arrays(columns, names=list(COLUMNS))
 
     def load_arrow(self, table: "Any") -> None:
         """Replace the data by ``table`` (as written by :meth:`to_arrow`); the clock continues after it."""

@@ -16,6 +16,8 @@ from rlpipe.checkpoint import META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.errors import CheckpointError
 from rlpipe.rollouts import run_episodes
 
+from helpers_agents import PickledCounterAgent
+
 FL = "FrozenLake-v1"
 FL_DET = {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}}
 
@@ -79,25 +81,6 @@ class CountdownEnv(gym.Env):
         self.t += 1
         terminated = self.length is not None and self.t >= self.length
         return self.t, 1.0, terminated, False, {}
-
-
-class CounterAgent(AgentWithSimplePolicy):
-    """No get_state/set_state: saved with (cloud)pickle. Counts the actions it took."""
-
-    def __init__(self, env: Any, n_actions: int = 4, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)
-        self.n_actions = n_actions
-        self.counts = np.zeros(n_actions)
-
-    def fit(self, budget: int, **kwargs: Any) -> None:
-        for _ in range(int(budget)):
-            self.current_observation()
-            action = int(self.rng.integers(self.n_actions))
-            self.counts[action] += 1
-            self.step_env(action)
-
-    def policy(self, observation: Any) -> int:
-        return int(np.argmax(self.counts))
 
 
 # ---------------------------------------------------------------------------------------------- seeding
@@ -275,17 +258,17 @@ def test_checkpoint_of_another_class(tmp_path):
 
 
 def test_pickled_checkpoint_needs_allow_pickle(tmp_path):
-    agent = CounterAgent(FL, n_actions=4, seeder=5)
+    agent = PickledCounterAgent(FL, n_actions=4, seeder=5)
     agent.fit(37)
     path = agent.save(tmp_path / "counter.ckpt")
     assert path.read_bytes().startswith(PICKLE_MAGIC)
     with pytest.raises(CheckpointError, match="allow_pickle=True"):
-        CounterAgent.load(path, env=FL)
+        PickledCounterAgent.load(path, env=FL)
     with pytest.raises(CheckpointError, match="is a pickle"):
         read_checkpoint(path)
 
-    loaded = CounterAgent.load(path, allow_pickle=True, env=FL)
-    assert type(loaded) is CounterAgent
+    loaded = PickledCounterAgent.load(path, allow_pickle=True, env=FL)
+    assert type(loaded) is PickledCounterAgent
     np.testing.assert_array_equal(loaded.counts, agent.counts)
     assert loaded.n_actions == 4
     assert loaded.total_env_steps == agent.total_env_steps == 37
@@ -300,16 +283,16 @@ def test_pickled_checkpoint_needs_allow_pickle(tmp_path):
 
 
 def test_truncated_pickled_checkpoint(tmp_path):
-    agent = CounterAgent(FL, seeder=5)
+    agent = PickledCounterAgent(FL, seeder=5)
     agent.fit(10)
     data = agent.save(tmp_path / "c.ckpt").read_bytes()
     (tmp_path / "half.ckpt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated"):
-        CounterAgent.load(tmp_path / "half.ckpt", allow_pickle=True, env=FL)
+        PickledCounterAgent.load(tmp_path / "half.ckpt", allow_pickle=True, env=FL)
 
 
 def test_pickled_checkpoint_of_another_class(tmp_path):
-    agent = CounterAgent(FL, seeder=5)
+    agent = PickledCounterAgent(FL, seeder=5)
     agent.fit(10)
     path = agent.save(tmp_path / "c.ckpt")
     with pytest.raises(CheckpointError):
@@ -481,8 +464,8 @@ def test_q_learning_sample_parameters():
 def test_other_sample_parameters():
     assert ValueIterationAgent.sample_parameters(optuna.trial.FixedTrial({"gamma": 0.97})) == {"gamma": 0.97}
     assert RandomAgent.sample_parameters(optuna.trial.FixedTrial({})) == {}
-    with pytest.raises(NotImplementedError, match="CounterAgent does not define sample_parameters"):
-        CounterAgent.sample_parameters(optuna.trial.FixedTrial({}))
+    with pytest.raises(NotImplementedError, match="PickledCounterAgent does not define sample_parameters"):
+        PickledCounterAgent.sample_parameters(optuna.trial.FixedTrial({}))
 
 
 # ---------------------------------------------------------------------------------------------- writer

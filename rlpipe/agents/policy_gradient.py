@@ -25,13 +25,22 @@ import numpy as np
 from rlpipe.agents.base import AgentWithSimplePolicy
 
 _NETS = ("pi", "vf")  # policy network (logits) and value network (one output)
+# Arrays that make up the learned state (with the counters adam_t, n_updates and buffer_pos).
+_STATE_ARRAYS = (
+    "theta", "adam_m", "adam_v",
+    "buf_obs", "buf_next_obs", "buf_actions", "buf_rewards", "buf_terminated", "buf_done",
+)
 
 
 class PolicyGradientAgent(AgentWithSimplePolicy):
     """Proximal Policy Optimisation (clipped surrogate, GAE, value baseline), numpy only.
 
     The defaults solve CartPole-v1 (greedy policy: mean return >= 475 of 500) with a budget of
-    ``100_000`` environment steps, which takes about 10 s on one core here (``OMP_NUM_THREADS=1``).
+    ``100_000`` environment steps, which takes about 6 s on one core here (``OMP_NUM_THREADS=1``;
+    about 60 us per step, half of it in the updates). Most seeds already reach 500 after 20k-50k steps;
+    100k leaves a margin. Like any PPO at a constant learning rate, the policy can still dip briefly
+    after it has solved the task (about 1 evaluation in 150 over 48 seeds, 20k-150k steps).
+    The defaults are close to rl-baselines3-zoo's CartPole settings, for a single environment.
 
     Parameters
     ----------
@@ -71,13 +80,13 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
         self,
         env: Any,
         learning_rate: float = 1e-3,
-        n_steps: int = 256,
-        n_minibatches: int = 4,
+        n_steps: int = 512,
+        n_minibatches: int = 8,
         n_epochs: int = 10,
-        gamma: float = 0.98,
-        gae_lambda: float = 0.8,
+        gamma: float = 0.99,
+        gae_lambda: float = 0.95,
         clip_range: float = 0.2,
-        ent_coef: float = 0.0,
+        ent_coef: float = 0.01,
         vf_coef: float = 0.5,
         max_grad_norm: float | None = 0.5,
         hidden_sizes: Sequence[int] = (64, 64),
@@ -114,21 +123,33 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
         self.n_actions = int(self.env.action_space.n)
         self._action_start = int(self.env.action_space.start)  # Discrete(n, start=s): actions s..s+n-1
 
-        # Networks: params[f"{net}.W{i}"] has shape (in, out) so that a batch is ``x @ W + b``.
-        # Orthogonal init as in the PPO literature: gain sqrt(2) for tanh layers, a near-zero policy
-        # head (0.01) so that the first policy is close to uniform, gain 1 for the value head.
-        self.params: dict[str, np.ndarray] = {}
-        for net, out_dim, head_gain in (("pi", self.n_actions, 0.01), ("vf", 1, 1.0)):
+        # Networks. All weights live in one flat vector ``theta`` (and the gradient in ``grad``): the
+        # layers are views into it, so Adam and gradient clipping are a handful of vector operations
+        # instead of a loop over layers. ``layers[net]`` lists (W, b) with W of shape (in, out), so
+        # that a batch goes through a layer as ``x @ W + b``.
+        shapes: list[tuple[str, tuple[int, ...]]] = []
+        for net, out_dim in (("pi", self.n_actions), ("vf", 1)):
             sizes = (self.obs_dim, *self.hidden_sizes, out_dim)
             for i in range(len(sizes) - 1):
-                gain = head_gain if i == len(sizes) - 2 else np.sqrt(2.0)
-                self.params[f"{net}.W{i}"] = _orthogonal(self.rng, sizes[i], sizes[i + 1], gain)
-                self.params[f"{net}.b{i}"] = np.zeros(sizes[i + 1])
-        self._n_layers = len(self.hidden_sizes) + 1
+                shapes += [(f"{net}.W{i}", (sizes[i], sizes[i + 1])), (f"{net}.b{i}", (sizes[i + 1],))]
+        n_params = sum(int(np.prod(shape)) for _, shape in shapes)
+        self.theta = np.zeros(n_params)
+        self.grad = np.zeros(n_params)
+        self.params = _views(self.theta, shapes)
+        self._grads = _views(self.grad, shapes)
+        self.layers = {net: _layer_list(self.params, net) for net in _NETS}
+        self._grad_layers = {net: _layer_list(self._grads, net) for net in _NETS}
 
-        # Adam moments, one pair per parameter, and the number of Adam steps taken.
-        self.adam_m = {k: np.zeros_like(v) for k, v in self.params.items()}
-        self.adam_v = {k: np.zeros_like(v) for k, v in self.params.items()}
+        # Orthogonal init as in the PPO literature: gain sqrt(2) for tanh layers, a near-zero policy
+        # head (0.01) so that the first policy is close to uniform, gain 1 for the value head; zero biases.
+        for net, head_gain in (("pi", 0.01), ("vf", 1.0)):
+            for i, (w, _) in enumerate(self.layers[net]):
+                gain = head_gain if i == len(self.layers[net]) - 1 else np.sqrt(2.0)
+                w[...] = _orthogonal(self.rng, *w.shape, gain)
+
+        # Adam moments (same layout as theta) and the number of Adam steps taken.
+        self.adam_m = np.zeros(n_params)
+        self.adam_v = np.zeros(n_params)
         self.adam_t = 0
         self.n_updates = 0
 
@@ -174,35 +195,34 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
 
     def _policy_logits(self, obs: np.ndarray) -> np.ndarray:
         """Policy forward pass for a single observation."""
-        h = np.asarray(obs, dtype=np.float64)
-        p = self.params
-        last = self._n_layers - 1
-        for i in range(last):
-            h = np.tanh(h @ p[f"pi.W{i}"] + p[f"pi.b{i}"])
-        return h @ p[f"pi.W{last}"] + p[f"pi.b{last}"]
+        *hidden, (w_out, b_out) = self.layers["pi"]
+        h = obs
+        for w, b in hidden:
+            h = np.tanh(h @ w + b)
+        return h @ w_out + b_out
 
     def _forward(self, net: str, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Batched forward pass; returns the output and the layer inputs kept for the backward pass."""
-        p = self.params
+        """Batched forward pass; returns the output and each layer's input, kept for the backward pass."""
+        *hidden, (w_out, b_out) = self.layers[net]
         inputs = []
         h = x
-        for i in range(self._n_layers - 1):
+        for w, b in hidden:
             inputs.append(h)
-            h = np.tanh(h @ p[f"{net}.W{i}"] + p[f"{net}.b{i}"])
+            h = np.tanh(h @ w + b)
         inputs.append(h)
-        last = self._n_layers - 1
-        return h @ p[f"{net}.W{last}"] + p[f"{net}.b{last}"], inputs
+        return h @ w_out + b_out, inputs
 
-    def _backward(self, net: str, inputs: list[np.ndarray], d_out: np.ndarray, grads: dict[str, np.ndarray]) -> None:
-        """Backpropagate ``d_out`` (dLoss/dOutput) through ``net``, writing dLoss/dParam into ``grads``."""
-        p = self.params
+    def _backward(self, net: str, inputs: list[np.ndarray], d_out: np.ndarray) -> None:
+        """Backpropagate ``d_out`` (dLoss/dOutput) through ``net``, writing dLoss/dParams into ``self.grad``."""
+        layers, grad_layers = self.layers[net], self._grad_layers[net]
         d = d_out
-        for i in range(self._n_layers - 1, -1, -1):
-            grads[f"{net}.W{i}"] = inputs[i].T @ d
-            grads[f"{net}.b{i}"] = d.sum(axis=0)
+        for i in range(len(layers) - 1, -1, -1):
+            d_w, d_b = grad_layers[i]
+            np.matmul(inputs[i].T, d, out=d_w)
+            d.sum(axis=0, out=d_b)
             if i > 0:
                 # inputs[i] = tanh(z) of the layer below, and tanh' = 1 - tanh^2.
-                d = (d @ p[f"{net}.W{i}"].T) * (1.0 - inputs[i] * inputs[i])
+                d = (d @ layers[i][0].T) * (1.0 - inputs[i] * inputs[i])
 
     def _advantages(self, values: np.ndarray, next_values: np.ndarray) -> np.ndarray:
         """GAE: ``A_t = delta_t + gamma * lambda * A_{t+1}``, restarted where an episode stops.
@@ -231,15 +251,14 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
         returns = advantages + values  # targets of the value function (TD(lambda) returns)
 
         stats = np.zeros(5)  # policy_loss, value_loss, entropy, approx_kl, clip_fraction
-        grads: dict[str, np.ndarray] = {}
         for _ in range(self.n_epochs):
             order = self.rng.permutation(self.n_steps)
             for batch in np.array_split(order, self.n_minibatches):
                 stats += self._minibatch_gradients(
                     self.buf_obs[batch], self.buf_actions[batch], old_log_probs[batch],
-                    advantages[batch], returns[batch], grads,
+                    advantages[batch], returns[batch],
                 )
-                self._adam_step(grads)
+                self._adam_step()
         stats /= self.n_epochs * self.n_minibatches
         self.n_updates += 1
         step = self.total_env_steps
@@ -250,9 +269,9 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
 
     def _minibatch_gradients(
         self, obs: np.ndarray, actions: np.ndarray, old_log_probs: np.ndarray,
-        advantages: np.ndarray, returns: np.ndarray, grads: dict[str, np.ndarray],
+        advantages: np.ndarray, returns: np.ndarray,
     ) -> np.ndarray:
-        """Gradients of ``policy_loss - ent_coef * entropy + vf_coef * value_loss`` into ``grads``.
+        """Gradient of ``policy_loss - ent_coef * entropy + vf_coef * value_loss`` into ``self.grad``.
 
         Returns the minibatch statistics (policy loss, value loss, entropy, approx. KL, clip fraction).
         """
@@ -280,36 +299,33 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
         entropy = -(probs * log_probs).sum(axis=1)
         if self.ent_coef:
             d_logits += (self.ent_coef / n) * probs * (log_probs + entropy[:, None])
-        self._backward("pi", pi_inputs, d_logits, grads)
+        self._backward("pi", pi_inputs, d_logits)
 
         # Value: 0.5 * mean((V - R)^2), weighted by vf_coef.
         values, vf_inputs = self._forward("vf", obs)
         errors = values[:, 0] - returns
         value_loss = 0.5 * np.mean(errors * errors)
-        self._backward("vf", vf_inputs, (self.vf_coef / n) * errors[:, None], grads)
+        self._backward("vf", vf_inputs, (self.vf_coef / n) * errors[:, None])
 
         approx_kl = np.mean((ratio - 1.0) - log_ratio)  # low-variance KL(old || new) estimator
         clip_fraction = np.mean(np.abs(ratio - 1.0) > self.clip_range)
         return np.array([policy_loss, value_loss, entropy.mean(), approx_kl, clip_fraction])
 
-    def _adam_step(self, grads: dict[str, np.ndarray]) -> None:
-        """Adam (Kingma & Ba) with bias correction, after clipping the global gradient norm."""
+    def _adam_step(self) -> None:
+        """Adam (Kingma & Ba) with bias correction on ``theta``, after clipping the gradient's global norm."""
+        g = self.grad
         if self.max_grad_norm is not None:
-            norm = np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values()))
+            norm = np.sqrt(g @ g)
             if norm > self.max_grad_norm:
-                scale = self.max_grad_norm / (norm + 1e-6)
-                for g in grads.values():
-                    g *= scale
+                g *= self.max_grad_norm / (norm + 1e-6)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         self.adam_t += 1
         step_size = self.learning_rate * np.sqrt(1.0 - beta2**self.adam_t) / (1.0 - beta1**self.adam_t)
-        for key, g in grads.items():
-            m, v = self.adam_m[key], self.adam_v[key]
-            m *= beta1
-            m += (1.0 - beta1) * g
-            v *= beta2
-            v += (1.0 - beta2) * (g * g)
-            self.params[key] -= step_size * m / (np.sqrt(v) + eps)
+        self.adam_m *= beta1
+        self.adam_m += (1.0 - beta1) * g
+        self.adam_v *= beta2
+        self.adam_v += (1.0 - beta2) * (g * g)
+        self.theta -= step_size * self.adam_m / (np.sqrt(self.adam_v) + eps)
 
     # ------------------------------------------------------------------ evaluation
     def policy(self, observation: Any) -> Any:
@@ -319,26 +335,21 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
     # ------------------------------------------------------------------ checkpoints
     def get_state(self) -> dict[str, Any]:
         """Weights, Adam moments, the partial rollout buffer and the counters (arrays are copies)."""
-        state: dict[str, Any] = {}
-        for key in self.params:
-            state[f"param.{key}"] = self.params[key].copy()
-            state[f"adam_m.{key}"] = self.adam_m[key].copy()
-            state[f"adam_v.{key}"] = self.adam_v[key].copy()
-        for key in ("obs", "next_obs", "actions", "rewards", "terminated", "done"):
-            state[f"buf_{key}"] = getattr(self, f"buf_{key}").copy()
-        state["adam_t"] = int(self.adam_t)
-        state["n_updates"] = int(self.n_updates)
-        state["buffer_pos"] = int(self.buffer_pos)
+        state: dict[str, Any] = {name: getattr(self, name).copy() for name in _STATE_ARRAYS}
+        state.update(adam_t=int(self.adam_t), n_updates=int(self.n_updates), buffer_pos=int(self.buffer_pos))
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`'s output into an agent built with the same hyperparameters."""
-        for key in self.params:
-            for prefix, target in (("param", self.params), ("adam_m", self.adam_m), ("adam_v", self.adam_v)):
-                target[key] = _same_shape(state[f"{prefix}.{key}"], target[key], f"{prefix}.{key}")
-        for key in ("obs", "next_obs", "actions", "rewards", "terminated", "done"):
-            name = f"buf_{key}"
-            setattr(self, name, _same_shape(state[name], getattr(self, name), name))
+        for name in _STATE_ARRAYS:
+            target = getattr(self, name)
+            value = np.asarray(state[name])
+            if value.shape != target.shape:
+                raise ValueError(
+                    f"state entry {name} has shape {value.shape}, expected {target.shape}: "
+                    "was the checkpoint made with other hyperparameters or another environment?"
+                )
+            target[...] = value  # in place: the layer views into theta stay valid
         self.adam_t = int(state["adam_t"])
         self.n_updates = int(state["n_updates"])
         self.buffer_pos = int(state["buffer_pos"])
@@ -364,32 +375,27 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
 # ---------------------------------------------------------------------- helpers
 def _check_hyperparameters(**hp: Any) -> None:
     """Raise ValueError naming the first invalid hyperparameter."""
-    def positive_int(name: str) -> None:
+    def is_number(value: Any) -> bool:
+        return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+                and bool(np.isfinite(value)))
+
+    for name in ("n_steps", "n_minibatches", "n_epochs"):
         value = hp[name]
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-    def number(name: str, low: float, high: float, low_open: bool, high_open: bool = False) -> None:
-        value = hp[name]
-        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
-        ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
-        if not ok:
-            interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-            raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
-
-    number("learning_rate", 0.0, np.inf, low_open=True, high_open=True)
-    positive_int("n_steps")
-    positive_int("n_minibatches")
     if hp["n_minibatches"] > hp["n_steps"]:
         raise ValueError(f"n_minibatches ({hp['n_minibatches']}) must not exceed n_steps ({hp['n_steps']})")
-    positive_int("n_epochs")
-    number("gamma", 0.0, 1.0, low_open=False)
-    number("gae_lambda", 0.0, 1.0, low_open=False)
-    number("clip_range", 0.0, np.inf, low_open=True, high_open=True)
-    number("ent_coef", 0.0, np.inf, low_open=False, high_open=True)
-    number("vf_coef", 0.0, np.inf, low_open=False, high_open=True)
-    if hp["max_grad_norm"] is not None:
-        number("max_grad_norm", 0.0, np.inf, low_open=True, high_open=True)
+    for name in ("learning_rate", "clip_range"):
+        if not (is_number(hp[name]) and hp[name] > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {hp[name]!r}")
+    if hp["max_grad_norm"] is not None and not (is_number(hp["max_grad_norm"]) and hp["max_grad_norm"] > 0):
+        raise ValueError(f"max_grad_norm must be a finite number > 0 or None, got {hp['max_grad_norm']!r}")
+    for name in ("ent_coef", "vf_coef"):
+        if not (is_number(hp[name]) and hp[name] >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {hp[name]!r}")
+    for name in ("gamma", "gae_lambda"):
+        if not (is_number(hp[name]) and 0 <= hp[name] <= 1):
+            raise ValueError(f"{name} must be a number in [0, 1], got {hp[name]!r}")
     sizes = hp["hidden_sizes"]
     if (isinstance(sizes, (str, bytes)) or not isinstance(sizes, Sequence) or not sizes
             or any(isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1 for h in sizes)):
@@ -409,8 +415,16 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _same_shape(value: Any, like: np.ndarray, name: str) -> np.ndarray:
-    array = np.array(value, dtype=like.dtype)
-    if array.shape != like.shape:
-        raise ValueError(f"state entry {name} has shape {array.shape}, expected {like.shape} (other hyperparameters?)")
-    return array
+def _views(flat: np.ndarray, shapes: list[tuple[str, tuple[int, ...]]]) -> dict[str, np.ndarray]:
+    """Name each consecutive slice of ``flat`` with its shape (views: writing them writes ``flat``)."""
+    views, start = {}, 0
+    for name, shape in shapes:
+        size = int(np.prod(shape))
+        views[name] = flat[start:start + size].reshape(shape)
+        start += size
+    return views
+
+
+def _layer_list(views: dict[str, np.ndarray], net: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    n_layers = sum(1 for name in views if name.startswith(f"{net}.W"))
+    return [(views[f"{net}.W{i}"], views[f"{net}.b{i}"]) for i in range(n_layers)]

@@ -18,4 +18,4 @@ rule aggregate:
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "python -m rlpipe aggregate --task {params.task:q} --experiment-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe aggregate --task {params.task:q} --experiment-dir {params.folder:q} > {log:q} 2>&1"

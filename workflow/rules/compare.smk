@@ -13,4 +13,4 @@ rule compare:
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "python -m rlpipe compare --results-dir {params.root:q} {input.summaries:q} > {log:q} 2>&1"
+        "rlpipe compare --results-dir {params.root:q} {input.summaries:q} > {log:q} 2>&1"

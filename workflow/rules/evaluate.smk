@@ -13,4 +13,4 @@ rule evaluate:
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "python -m rlpipe evaluate --task {params.task:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe evaluate --task {params.task:q} --instance-dir {params.folder:q} > {log:q} 2>&1"

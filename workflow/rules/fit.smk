@@ -13,4 +13,4 @@ rule fit:
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "python -m rlpipe fit --task {params.task:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe fit --task {params.task:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
