@@ -16,6 +16,7 @@ from rlpipe.checkpoint import META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.errors import CheckpointError
 from rlpipe.rollouts import run_episodes
 
+from agent_checks import assert_same_agent, assert_same_state, writer_rows
 from helpers_agents import PickledCounterAgent
 
 FL = "FrozenLake-v1"
@@ -31,30 +32,6 @@ STOCHASTIC_AGENTS = AGENTS[:2]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def writer_rows(agent: Agent) -> list[tuple[str, float, float]]:
-    """Writer rows without the wall-clock column."""
-    data = agent.writer.data
-    return list(zip(data["tag"], data["value"], data["global_step"]))
-
-
-def assert_same_state(a: Agent, b: Agent) -> None:
-    state_a, state_b = a.get_state(), b.get_state()
-    assert state_a.keys() == state_b.keys()
-    for key, value in state_a.items():
-        if isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(value, state_b[key], err_msg=key)
-        else:
-            assert value == state_b[key], key
-
-
-def assert_same_agent(a: Agent, b: Agent) -> None:
-    assert_same_state(a, b)
-    assert a.total_env_steps == b.total_env_steps
-    assert a.rng.bit_generator.state == b.rng.bit_generator.state
-    assert a._eval_rng.bit_generator.state == b._eval_rng.bit_generator.state
-    assert writer_rows(a) == writer_rows(b)
-
-
 def split_points(total: int) -> list[int]:
     """Uneven pieces of ``total``: lots of boundaries, some of them inside episodes."""
     pieces = [1, total // 3, 7, 0]
