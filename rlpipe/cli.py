@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rlpipe.envs import EnvSpecError
 from rlpipe.errors import RlpipeError
+from rlpipe.logs import configure_logging
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
     where = _describe(args)
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:

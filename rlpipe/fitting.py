@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,8 @@ def agent_class(task: AgentTask) -> type[Agent]:
     return task.agent if isinstance(task.agent, type) else import_object(task.agent)
 
 
-def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None,
+                 shared_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Constructor kwargs of the instance's agent: env, eval env, seed, then the user's init_kwargs."""
     kwargs = {
         "env": task.train_env,
@@ -42,6 +44,7 @@ def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any
         "seeder": task.instance_seed,
         "output_dir": output_dir,
         "_execution_metadata": task.instance,
+        **({"_thread_shared_data": shared_data} if shared_data is not None else {}),
         **task.init_kwargs,
     }
     if writer_kwargs is not None:
@@ -56,23 +59,41 @@ def split_budget(budget: int, n_chunks: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(n)]
 
 
-def fit_instance(task: FitTask, paths: InstancePaths) -> dict[str, Any]:
-    """Fit the instance described by ``task`` and write its checkpoint, writer data and record under ``paths``."""
+def fit_instance(
+    task: FitTask,
+    paths: InstancePaths,
+    continue_fit: bool = False,
+    prepare_agent: Callable[[Agent], None] | None = None,
+    shared_data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit the instance described by ``task`` and write its checkpoint, writer data and record under ``paths``.
+
+    ``continue_fit`` trains the instance's existing checkpoint for ``task.fit_budget`` more (fit is
+    additive), as a second ``ExperimentManager.fit`` does. ``prepare_agent`` is called on the agent
+    before training (e.g. to set its writer); ``shared_data`` is passed to it as ``_thread_shared_data``.
+    """
     started, clock = utc_now(), time.perf_counter()
     chunks = split_budget(task.fit_budget, task.n_checkpoints)
-    agent, done = _resume_or_build(task, paths)
+    previous = json.loads(paths.fit_record.read_text()) if continue_fit and paths.fit_record.is_file() else None
+    agent, done = _resume_or_build(task, paths, previous is not None, shared_data)
     if done:
         print(f"[rlpipe] resuming {task.experiment}[{task.instance}] after chunk {done}/{len(chunks)}", file=sys.stderr, flush=True)
-    agent.writer.set_max_global_step(task.fit_budget)
+    if prepare_agent is not None:
+        prepare_agent(agent)
+    if hasattr(agent.writer, "set_max_global_step"):
+        agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget)
     for chunk in range(done, len(chunks)):
         agent.fit(chunks[chunk], **task.fit_kwargs)
         _save_progress(agent, task, paths, chunk + 1)
-    agent.writer.close()
+    if hasattr(agent.writer, "close"):
+        agent.writer.close()
+    fit_calls = (previous["fit_calls"] if previous else []) + [task.fit_budget]
     record = {
         "experiment": task.experiment,
         "instance": task.instance,
         "agent_class": object_path(type(agent)),
-        "fit_budget": task.fit_budget,
+        "fit_budget": sum(fit_calls),
+        "fit_calls": fit_calls,
         "chunks": chunks,
         "resumed_after_chunk": done,
         "total_env_steps": agent.total_env_steps,
@@ -89,22 +110,28 @@ def fit_instance(task: FitTask, paths: InstancePaths) -> dict[str, Any]:
     return record
 
 
-def _resume_or_build(task: FitTask, paths: InstancePaths) -> tuple[Agent, int]:
-    """The agent after the last saved chunk of this exact task, or a fresh one (and 0 chunks done)."""
+def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
+                     shared_data: dict[str, Any] | None) -> tuple[Agent, int]:
+    """The agent after the last saved chunk of this exact task (and the chunks done), else the agent
+    of the instance's final outputs when ``from_outputs``, else a fresh one."""
     cls = agent_class(task)
-    kwargs = agent_kwargs(task, paths.folder / "agent_output", task.writer_kwargs)
+    kwargs = agent_kwargs(task, paths.folder / "agent_output", task.writer_kwargs, shared_data)
     progress = _read_progress(paths.progress)
-    if progress is None or progress["task_hash"] != task.task_hash():
-        shutil.rmtree(paths.progress, ignore_errors=True)
-        return cls(**kwargs), 0
-    try:
-        agent = cls.load(paths.progress / _PROGRESS_CHECKPOINT, allow_pickle=task.allow_pickle, **kwargs)
-        agent.writer.load_arrow(pq.read_table(paths.progress / _PROGRESS_WRITER))
-    except (CheckpointError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
-        print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
-        shutil.rmtree(paths.progress, ignore_errors=True)
-        return cls(**kwargs), 0
-    return agent, int(progress["chunks_done"])
+    if progress is not None and progress["task_hash"] == task.task_hash():
+        try:
+            return _load(cls, kwargs, task, paths.progress / _PROGRESS_CHECKPOINT, paths.progress / _PROGRESS_WRITER), int(progress["chunks_done"])
+        except (CheckpointError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
+            print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
+    shutil.rmtree(paths.progress, ignore_errors=True)
+    if from_outputs:
+        return _load(cls, kwargs, task, paths.checkpoint, paths.writer), 0
+    return cls(**kwargs), 0
+
+
+def _load(cls: type[Agent], kwargs: dict[str, Any], task: FitTask, checkpoint: Path, writer: Path) -> Agent:
+    agent = cls.load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
+    agent.writer.load_arrow(pq.read_table(writer))
+    return agent
 
 
 def _read_progress(folder: Path) -> dict[str, Any] | None:

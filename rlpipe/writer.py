@@ -7,6 +7,7 @@ progress lines are printed at most every ``log_interval`` seconds, after the fir
 """
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import sys
@@ -17,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 
 STYLES = ("multi_line", "one_line", "progressbar")
+_LOGGER = logging.getLogger("rlpipe.writer")
 COLUMNS = ("name", "tag", "value", "dw_time_elapsed", "global_step")
 
 
@@ -26,8 +28,10 @@ class DefaultWriter:
     Parameters mirror rlberry: ``name`` labels every row; ``print_log`` and ``style_log`` control the
     progress output (``multi_line``, ``one_line`` or a tqdm ``progressbar`` whose total is set with
     :meth:`set_max_global_step`); ``log_interval`` is in seconds; ``maxlen`` (or ``maxlen_by_tag``)
-    keeps only the last rows of each tag. ``tensorboard_kwargs`` and ``execution_metadata`` are
-    accepted for compatibility; ``execution_metadata`` may carry the worker index shown in logs.
+    keeps only the last rows of each tag. ``tensorboard_kwargs`` (e.g. ``{"log_dir": ...}``) also
+    writes every scalar to TensorBoard event files, with tensorboardX or torch's SummaryWriter.
+    ``execution_metadata`` is the worker index shown in progress lines. Progress lines go to
+    ``stream`` if given, else to the ``rlpipe`` logger at INFO level.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class DefaultWriter:
         self.style_log = style_log
         self.log_interval = float(log_interval)
         self.tensorboard_kwargs = dict(tensorboard_kwargs) if tensorboard_kwargs else None
+        self._summary_writer = summary_writer(self.tensorboard_kwargs) if self.tensorboard_kwargs else None
         self.execution_metadata = execution_metadata
         self.maxlen = maxlen
         self.maxlen_by_tag = dict(maxlen_by_tag or {})
@@ -87,6 +92,8 @@ class DefaultWriter:
                 self._log(now)
         if len(self._tags) > self._trim_above:
             self._trim()
+        if self._summary_writer is not None:
+            self._summary_writer.add_scalar(tag, scalar_value, global_step, walltime)
 
     def add_scalars(self, main_tag: str, tag_scalar_dict: Mapping[str, float], global_step: int | None = None) -> None:
         """Record each ``{k: v}`` under ``f"{main_tag}_{k}"``."""
@@ -176,10 +183,13 @@ class DefaultWriter:
         if self._progressbar is not None:
             self._progressbar.close()
             self._progressbar = None
+        if self._summary_writer is not None:
+            self._summary_writer.close()
+            self._summary_writer = None
 
     def _log(self, now: float) -> None:
         self._next_log = now + self.log_interval
-        if not self.print_log:
+        if not self.print_log or (self._stream is None and not _LOGGER.isEnabledFor(logging.INFO)):
             return
         last = self._last_values
         for i in range(self._logged_upto, len(self._tags)):
@@ -188,28 +198,47 @@ class DefaultWriter:
                 self._last_step = self._steps[i]
         self._logged_upto = len(self._tags)
         step = self._last_step
-        stream = self._stream or sys.stderr
         worker = getattr(self.execution_metadata, "obj_worker_id", self.execution_metadata)
         label = f"{self.name}[worker: {worker}]" if worker is not None else self.name
         if self.style_log == "progressbar":
-            self._update_progressbar(step, last, stream)
+            self._update_progressbar(step, last)
             return
         fields = {"max_global_step": step, **{k: f"{v:.4g}" for k, v in last.items()}}
         if self.style_log == "multi_line":
             header = " | ".join(f"{k:>{_width(k, v)}}" for k, v in fields.items())
             values = " | ".join(f"{v!s:>{_width(k, v)}}" for k, v in fields.items())
             if len(header) + len(label) + 3 <= shutil.get_terminal_size((120, 20)).columns:
-                print(f"[{label}] {header}\n[{label}] {values}", file=stream, flush=True)
+                self._emit(f"[{label}] {header}\n[{label}] {values}")
                 return
-        print(f"[{label}] | " + " | ".join(f"{k} = {v}" for k, v in fields.items()), file=stream, flush=True)
+        self._emit(f"[{label}] | " + " | ".join(f"{k} = {v}" for k, v in fields.items()))
 
-    def _update_progressbar(self, step: float, last: dict[str, float], stream: IO[str]) -> None:
+    def _emit(self, line: str) -> None:
+        if self._stream is not None:
+            print(line, file=self._stream, flush=True)
+        else:
+            _LOGGER.info(line)
+
+    def _update_progressbar(self, step: float, last: dict[str, float]) -> None:
         from tqdm import tqdm
 
         if self._progressbar is None:
-            self._progressbar = tqdm(total=self._max_global_step, desc=self.name, file=stream, leave=True)
+            self._progressbar = tqdm(total=self._max_global_step, desc=self.name, file=self._stream or sys.stderr, leave=True)
         self._progressbar.n = step
         self._progressbar.set_postfix({k: f"{v:.4g}" for k, v in last.items()}, refresh=True)
+
+
+def summary_writer(tensorboard_kwargs: Mapping[str, Any]) -> Any:
+    """A TensorBoard SummaryWriter from tensorboardX, or else torch; a clear ImportError without either."""
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ImportError(
+                "TensorBoard logging needs a SummaryWriter: pip install tensorboardX (or torch with tensorboard)"
+            ) from None
+    return SummaryWriter(**tensorboard_kwargs)
 
 
 def _width(key: str, value: Any) -> int:

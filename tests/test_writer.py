@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 import types
 
@@ -325,13 +326,58 @@ def test_print_log_false_prints_nothing(capsys):
     assert len(w.data) == 50  # recording is unaffected
 
 
-def test_default_stream_is_stderr(capsys):
+@pytest.fixture
+def rlpipe_log(caplog):
+    """Capture the rlpipe logger directly (it does not propagate once configure_logging has run)."""
+    logger = logging.getLogger("rlpipe")
+    previous = logger.level
+    logger.addHandler(caplog.handler)
+    yield caplog, logger
+    logger.removeHandler(caplog.handler)
+    logger.setLevel(previous)
+
+
+def test_default_output_goes_to_the_rlpipe_logger(rlpipe_log):
+    caplog, logger = rlpipe_log
+    logger.setLevel(logging.INFO)
     w = DefaultWriter(name="e", style_log="one_line", log_interval=0)
     w.add_scalar("x", 1.0, 1)
     w.add_scalar("x", 2.0, 2)
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert "x = 2" in captured.err
+    assert [r.getMessage() for r in caplog.records][-1] == "[e] | max_global_step = 2 | x = 2"
+
+
+def test_no_progress_lines_when_the_logger_is_above_info(rlpipe_log):
+    caplog, logger = rlpipe_log
+    logger.setLevel(logging.WARNING)
+    w = DefaultWriter(name="e", style_log="one_line", log_interval=0)
+    w.add_scalar("x", 1.0, 1)
+    assert caplog.records == []
+
+
+def test_scalars_are_written_to_tensorboard_event_files(tmp_path):
+    pytest.importorskip("tensorboardX")
+    w = DefaultWriter(name="e", print_log=False, tensorboard_kwargs={"log_dir": str(tmp_path)})
+    for step in range(5):
+        w.add_scalar("loss", 1.0 / (step + 1), step)
+    w.close()
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    assert len(w.data) == 5
+
+
+def test_tensorboard_without_a_writer_package_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name in ("tensorboardX", "torch.utils.tensorboard"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(ImportError, match="pip install tensorboardX"):
+        DefaultWriter(tensorboard_kwargs={"log_dir": "unused"})
 
 
 def test_progressbar_writes_to_the_stream():
