@@ -13,6 +13,11 @@ _EXPORTS = {
     "Agent": "rlpipe.agents.base",
     "AgentWithSimplePolicy": "rlpipe.agents.base",
     "DefaultWriter": "rlpipe.writer",
+    "ExperimentManager": "rlpipe.manager",
+    "MultipleManagers": "rlpipe.manager_tools",
+    "evaluate_agents": "rlpipe.manager_tools",
+    "plot_writer_data": "rlpipe.manager_tools",
+    "read_writer_data": "rlpipe.manager_tools",
     "Seeder": "rlpipe.seeding",
 }
 

@@ -227,8 +227,8 @@ class DefaultWriter:
         self._progressbar.set_postfix({k: f"{v:.4g}" for k, v in last.items()}, refresh=True)
 
 
-def summary_writer(tensorboard_kwargs: Mapping[str, Any]) -> Any:
-    """A TensorBoard SummaryWriter from tensorboardX, or else torch; a clear ImportError without either."""
+def summary_writer_class() -> type:
+    """TensorBoard's SummaryWriter from tensorboardX, or else torch; a clear ImportError without either."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
@@ -238,7 +238,11 @@ def summary_writer(tensorboard_kwargs: Mapping[str, Any]) -> Any:
             raise ImportError(
                 "TensorBoard logging needs a SummaryWriter: pip install tensorboardX (or torch with tensorboard)"
             ) from None
-    return SummaryWriter(**tensorboard_kwargs)
+    return SummaryWriter
+
+
+def summary_writer(tensorboard_kwargs: Mapping[str, Any]) -> Any:
+    return summary_writer_class()(**tensorboard_kwargs)
 
 
 def _width(key: str, value: Any) -> int:

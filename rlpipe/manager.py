@@ -1,0 +1,475 @@
+"""``ExperimentManager``: rlberry's Python API over the same core and on-disk layout as the pipeline.
+
+A manager is one experiment: ``n_fit`` instances of an agent, seeded exactly as the Snakemake rules
+seed them (instance ``i`` of experiment ``agent_name`` under the root ``seed``), fitted by
+:func:`rlpipe.fitting.fit_instance` and written to ``<output_dir>/instances/<i>/`` like a pipeline
+experiment folder. So ``ExperimentManager.load`` reads a pipeline's ``results/<experiment>``, and
+``to_config`` gives the pipeline config that reproduces a manager's numbers.
+"""
+from __future__ import annotations
+
+import cProfile
+import datetime as _dt
+import io
+import json
+import logging
+import multiprocessing
+import pstats
+import shutil
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import rlpipe
+from rlpipe import tasks
+from rlpipe.agents.base import Agent
+from rlpipe.aggregation import read_instance_tables
+from rlpipe.atomic import write_json
+from rlpipe.config import experiment_schema, validate_study
+from rlpipe.envs import make_env
+from rlpipe.evaluation import load_instance_agent
+from rlpipe.fitting import agent_class as task_agent_class
+from rlpipe.fitting import agent_kwargs, fit_instance
+from rlpipe.imports import import_object
+from rlpipe.logs import configure_logging, effective_level
+from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
+from rlpipe.paths import ExperimentPaths
+from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
+from rlpipe.writer import summary_writer_class
+
+MANAGER_FILE = "manager.json"
+DEFAULT_OUTPUT_DIR = Path("rlpipe_data") / "temp"
+_WRITER_DEFAULTS = {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
+_LOGGER = logging.getLogger("rlpipe.manager")
+
+
+class ExperimentManager:
+    """Fit an agent ``n_fit`` times with independent seeds, evaluate the instances, gather their data.
+
+    Parameters follow rlberry's ``ExperimentManager`` (see the README's Python API section):
+    ``train_env``/``eval_env`` are ``(constructor, kwargs)`` tuples, gymnasium ids or rlpipe env specs;
+    ``fit_budget`` may come from ``fit_kwargs["fit_budget"]``; ``seed`` is an int, a SeedSequence, a
+    :class:`~rlpipe.seeding.Seeder` or None (fresh entropy, recorded); ``parallelization`` is
+    ``"thread"`` or ``"process"`` (with ``max_workers`` and ``mp_context``); ``outdir_id_style`` is
+    None, ``"unique"`` or ``"timestamp"``; ``init_kwargs_per_instance`` wins over ``init_kwargs``;
+    ``thread_shared_data`` is shared by reference between threads and copied into processes.
+    """
+
+    def __init__(
+        self,
+        agent_class: type[Agent] | str,
+        train_env: Any = (None, None),
+        fit_budget: int | None = None,
+        eval_env: Any = None,
+        init_kwargs: dict[str, Any] | None = None,
+        fit_kwargs: dict[str, Any] | None = None,
+        eval_kwargs: dict[str, Any] | None = None,
+        agent_name: str | None = None,
+        n_fit: int = 4,
+        output_dir: str | Path | None = None,
+        parallelization: str = "thread",
+        max_workers: int | None = None,
+        mp_context: str = "spawn",
+        worker_logging_level: int | str | None = None,
+        seed: SeedLike = None,
+        enable_tensorboard: bool = False,
+        outdir_id_style: str | None = "timestamp",
+        default_writer_kwargs: dict[str, Any] | None = None,
+        init_kwargs_per_instance: Sequence[dict[str, Any]] | None = None,
+        thread_shared_data: dict[str, Any] | None = None,
+    ) -> None:
+        self.agent_class = import_object(agent_class) if isinstance(agent_class, str) else agent_class
+        if not (isinstance(self.agent_class, type) and issubclass(self.agent_class, Agent)):
+            raise TypeError(f"agent_class must be a subclass of rlpipe.agents.Agent, got {agent_class!r}")
+        self.train_env = train_env
+        self._eval_env = eval_env if eval_env is not None else train_env
+        self.fit_kwargs = dict(fit_kwargs or {})
+        if fit_budget is None:
+            fit_budget = self.fit_kwargs.pop("fit_budget", None)
+        if fit_budget is None:
+            raise ValueError("[ExperimentManager] fit_budget missing: pass fit_budget=... or fit_kwargs={'fit_budget': ...}")
+        self.fit_budget = _as_budget(fit_budget, "fit_budget")
+        self.init_kwargs = dict(init_kwargs or {})
+        self.eval_kwargs = _with_eval_defaults(eval_kwargs)
+        self.agent_name = agent_name or self.agent_class.name or self.agent_class.__name__
+        _check_choice("parallelization", parallelization, ("thread", "process"))
+        _check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
+        _check_choice("outdir_id_style", outdir_id_style, (None, "unique", "timestamp"))
+        if int(n_fit) < 1:
+            raise ValueError(f"n_fit must be >= 1, got {n_fit}")
+        self.n_fit = int(n_fit)
+        if init_kwargs_per_instance is not None and len(init_kwargs_per_instance) != self.n_fit:
+            raise ValueError(f"init_kwargs_per_instance has {len(init_kwargs_per_instance)} entries but n_fit is {self.n_fit}")
+        self.init_kwargs_per_instance = [dict(kw) for kw in init_kwargs_per_instance] if init_kwargs_per_instance else None
+        self.parallelization, self.max_workers, self.mp_context = parallelization, max_workers, mp_context
+        self.worker_logging_level = worker_logging_level if worker_logging_level is not None else effective_level()
+        self.seeder = Seeder(seed)
+        self.enable_tensorboard = enable_tensorboard
+        if enable_tensorboard:
+            summary_writer_class()  # fail now, with the install hint, rather than in every worker
+        self.outdir_id_style = outdir_id_style
+        self.default_writer_kwargs = dict(default_writer_kwargs or {})
+        self.thread_shared_data = thread_shared_data
+        if thread_shared_data is not None and parallelization == "process":
+            warnings.warn("thread_shared_data is copied into each process (parallelization='process'), not shared", stacklevel=2)
+        self.unique_id = uuid.uuid4().hex
+        self.timestamp_id = f"{_dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{self.unique_id[:8]}"
+        self.output_dir = _output_folder(output_dir, outdir_id_style, self.agent_name, self.unique_id, self.timestamp_id)
+        self.writers: list[tuple[Any, dict[str, Any] | None]] = [("default", None)] * self.n_fit
+        self.rlpipe_version = rlpipe.__version__
+        self.allow_pickle = True  # this manager reads back checkpoints it wrote itself
+        self.best_hyperparams: dict[str, Any] | None = None
+        self._agents: dict[int, Agent] = {}
+        self._eval_rng = np.random.default_rng(self._stream(Stream.EVAL, self.n_fit))
+
+    # ------------------------------------------------------------------ rlberry names
+    @property
+    def output_dir_(self) -> Path:
+        """The folder this manager writes to (rlberry's name for it)."""
+        return self.output_dir
+
+    @property
+    def paths(self) -> ExperimentPaths:
+        return ExperimentPaths(self.output_dir)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, budget: int | None = None, **kwargs: Any) -> None:
+        """Fit every instance for ``budget`` (default ``fit_budget``); a second call continues them (additive).
+
+        ``kwargs`` are added to ``fit_kwargs`` for this call.
+        """
+        budget = self.fit_budget if budget is None else _as_budget(budget, "budget")
+        self._claim_output_dir()
+        jobs = [
+            _FitJob(task=self._fit_task(i, budget, {**self.fit_kwargs, **kwargs}), paths=self.paths.instance(i),
+                    continue_fit=self.paths.instance(i).checkpoint.is_file(), writer=self.writers[i],
+                    shared_data=self.thread_shared_data, logging_level=self.worker_logging_level)
+            for i in range(self.n_fit)
+        ]
+        self._agents.clear()
+        self._run(_run_fit_job, jobs)
+        self.save()
+
+    def set_writer(self, idx: int, writer_fn: Callable[..., Any] | str | None, writer_kwargs: dict[str, Any] | None = None) -> None:
+        """Writer of instance ``idx`` for later fits: ``"default"``, None (disabled) or ``writer_fn(**writer_kwargs)``."""
+        if not 0 <= idx < self.n_fit:
+            raise IndexError(f"idx must be in [0, {self.n_fit}), got {idx}")
+        if not (writer_fn is None or writer_fn == "default" or callable(writer_fn)):
+            raise TypeError("writer_fn must be 'default', None or a callable returning a writer")
+        self.writers[idx] = (writer_fn, writer_kwargs)
+
+    def generate_profile(self, budget: int | None = None, fname: str | Path | None = None) -> Path:
+        """Fit instance 0 in this process under cProfile; print the 20 costliest calls and save the profile."""
+        budget = self.fit_budget if budget is None else _as_budget(budget, "budget")
+        task = self._fit_task(0, budget, self.fit_kwargs)
+        agent = task_agent_class(task)(**agent_kwargs(task, self.output_dir / "profile", task.writer_kwargs))
+        profiler = cProfile.Profile()
+        profiler.runcall(agent.fit, budget, **self.fit_kwargs)
+        path = Path(fname) if fname is not None else self.output_dir / f"{self.agent_name}_profile.prof"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(path)
+        report = io.StringIO()
+        pstats.Stats(profiler, stream=report).sort_stats("cumulative").print_stats(20)
+        print(report.getvalue())
+        return path
+
+    # ------------------------------------------------------------------ evaluating and reading
+    def eval_agents(self, n_simulations: int | None = None, eval_kwargs: dict[str, Any] | None = None,
+                    agent_id: int | None = None, verbose: bool = True) -> list[float]:
+        """``n_simulations`` (default ``2 * n_fit``) calls of ``agent.eval`` with one episode each.
+
+        Each call uses instance ``agent_id``, or one drawn at random (with replacement) from the
+        manager's evaluation stream.
+        """
+        n = 2 * self.n_fit if n_simulations is None else int(n_simulations)
+        kwargs = {**(self.eval_kwargs if eval_kwargs is None else eval_kwargs), "n_simulations": 1}
+        if agent_id is not None and not 0 <= agent_id < self.n_fit:
+            raise IndexError(f"agent_id must be in [0, {self.n_fit}), got {agent_id}")
+        agents = self.get_agent_instances()
+        chosen = [agent_id] * n if agent_id is not None else self._eval_rng.integers(self.n_fit, size=n).tolist()
+        if verbose:
+            from tqdm import tqdm
+
+            chosen = tqdm(chosen, desc=f"[{self.agent_name}] evaluating", leave=False)
+        return [float(agents[i].eval(**kwargs)) for i in chosen]
+
+    def get_agent_instances(self) -> list[Agent]:
+        """The ``n_fit`` fitted agents, loaded from their checkpoints (kept in memory afterwards)."""
+        for i in range(self.n_fit):
+            if i not in self._agents:
+                checkpoint = self.paths.instance(i).checkpoint
+                if not checkpoint.is_file():
+                    raise RuntimeError(f"instance {i} of '{self.agent_name}' is not fitted yet: call fit() first")
+                self._agents[i] = load_instance_agent(self._eval_task(i), checkpoint)
+        return [self._agents[i] for i in range(self.n_fit)]
+
+    def get_writer_data(self) -> Any:
+        """All instances' writer data in one DataFrame with an ``instance`` column (empty before fit)."""
+        import pandas as pd
+
+        from rlpipe.writer import COLUMNS
+
+        fitted = [i for i in range(self.n_fit) if self.paths.instance(i).writer.is_file()]
+        if not fitted:
+            return pd.DataFrame(columns=[*COLUMNS, "instance"])
+        return read_instance_tables(fitted, [self.paths.instance(i) for i in fitted], "writer")
+
+    def build_eval_env(self) -> Any:
+        """A new evaluation environment, reset with a seed from the manager's evaluation stream."""
+        env = make_env(self._eval_env)
+        seed = int(self._eval_rng.integers(2**31 - 1))
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        return env
+
+    # ------------------------------------------------------------------ files
+    def save(self) -> Path:
+        """Write ``manager.json`` (a JSON spec; the instances' checkpoints are already on disk); return its path."""
+        self._claim_output_dir()
+        record = {
+            "format": "rlpipe-manager/1",
+            "rlpipe_version": self.rlpipe_version,
+            "unique_id": self.unique_id,
+            "timestamp_id": self.timestamp_id,
+            "seed": seed_record(self.seeder.seed_seq),
+            "best_hyperparams": self.best_hyperparams,
+            "writers_default": [w[0] == "default" for w in self.writers],
+            "parameters": encode(self._parameters(), self.output_dir),
+        }
+        path = self.output_dir / MANAGER_FILE
+        write_json(path, record)
+        return path
+
+    @classmethod
+    def load(cls, filename: str | Path, allow_pickle: bool = False) -> "ExperimentManager":
+        """Load a manager saved by :meth:`save`, or build one from a pipeline experiment folder.
+
+        ``filename`` is a ``manager.json``, the folder that holds it, or a pipeline ``results/<experiment>``
+        folder. Objects that had to be pickled (callables without an import path) are only read with
+        ``allow_pickle=True``. Warns when the folder was written by another rlpipe version.
+        """
+        record, folder = read_manager_file(Path(filename), MANAGER_FILE)
+        parameters = decode(record["parameters"], folder, allow_pickle)
+        if record["rlpipe_version"] != rlpipe.__version__:
+            warnings.warn(f"{folder} was written by rlpipe {record['rlpipe_version']}; this is rlpipe {rlpipe.__version__}",
+                          stacklevel=2)
+        manager = cls(**parameters, seed=seed_from_record(record["seed"]), outdir_id_style=None, output_dir=folder)
+        manager.output_dir = folder
+        manager.unique_id, manager.timestamp_id = record["unique_id"], record["timestamp_id"]
+        manager.best_hyperparams = record.get("best_hyperparams")
+        manager.rlpipe_version = record["rlpipe_version"]
+        manager.allow_pickle = allow_pickle
+        return manager
+
+    def clear_handlers(self) -> None:
+        """Delete the instances' checkpoints (the next fit starts from scratch); other files stay."""
+        self._agents.clear()
+        for i in range(self.n_fit):
+            self.paths.instance(i).checkpoint.unlink(missing_ok=True)
+            self.paths.instance(i).fit_record.unlink(missing_ok=True)
+
+    def clear_output_dir(self) -> None:
+        """Delete the manager's folder and everything in it."""
+        self._agents.clear()
+        if self.output_dir.exists():
+            shutil.rmtree(self.output_dir)
+        else:
+            warnings.warn(f"{self.output_dir} does not exist: nothing to clear", stacklevel=2)
+
+    # ------------------------------------------------------------------ pipeline bridge
+    def to_config(self) -> dict[str, Any]:
+        """The pipeline config (``seed`` and one experiment named ``agent_name``) that reproduces this manager."""
+        root = self.seeder.seed_seq
+        if root.spawn_key:
+            raise ValueError("a manager seeded with a spawned SeedSequence has no integer root seed for a config")
+        entry: dict[str, Any] = {
+            "agent": importable_path(self.agent_class, "agent_class"),
+            "train_env": env_to_config(self.train_env, "train_env"),
+            "init_kwargs": self.init_kwargs,
+            "fit_budget": self.fit_budget,
+            "fit_kwargs": self.fit_kwargs,
+            "eval_kwargs": self.eval_kwargs,
+            "n_fit": self.n_fit,
+            "n_checkpoints": 1,
+            "writer": {k: v for k, v in self._writer_kwargs().items() if k in _WRITER_DEFAULTS},
+        }
+        if self._eval_env is not self.train_env:
+            entry["eval_env"] = env_to_config(self._eval_env, "eval_env")
+        if self.init_kwargs_per_instance:
+            entry["init_kwargs_per_instance"] = self.init_kwargs_per_instance
+        config = {"seed": int(root.entropy), "experiments": {self.agent_name: entry}}
+        validate_study(config)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any] | str | Path, experiment: str, **kwargs: Any) -> "ExperimentManager":
+        """A manager for one experiment of a pipeline config (a dict or a YAML file); ``kwargs`` override."""
+        from rlpipe.config import load_config_file
+
+        study = validate_study(load_config_file(config) if isinstance(config, (str, Path)) else config)
+        spec = study.experiment(experiment)
+        writer = {k: v for k, v in spec["writer"].items() if v is not None}
+        parameters = dict(
+            agent_class=spec["agent"], train_env=spec["train_env"], eval_env=spec.get("eval_env"),
+            init_kwargs=spec["init_kwargs"], init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
+            fit_budget=spec["fit_budget"], fit_kwargs=spec["fit_kwargs"], eval_kwargs=spec["eval_kwargs"],
+            n_fit=spec["n_fit"], agent_name=experiment, seed=study.seed, default_writer_kwargs=writer,
+        )
+        return cls(**{**parameters, **kwargs})
+
+    def optimize_hyperparams(self, n_trials: int = 256, timeout: float | None = 60, n_fit: int = 2,
+                             n_optuna_workers: int = 2, optuna_parallelization: str = "thread",
+                             sampler_method: str = "optuna_default", pruner_method: str = "halving",
+                             continue_previous: bool = False, fit_fraction: float = 1.0,
+                             sampler_kwargs: dict[str, Any] | None = None, disable_evaluation_writers: bool = True,
+                             custom_eval_function: Callable[[list[Agent]], float] | None = None) -> dict[str, Any]:
+        """Tune ``init_kwargs`` with Optuna (not available yet: it comes with the hyperparameter-optimization feature)."""
+        raise NotImplementedError(
+            "optimize_hyperparams is not implemented yet: it arrives with the hyperparameter-optimization "
+            "feature (the `optimize` rule and this method share one implementation); see the README's roadmap"
+        )
+
+    # ------------------------------------------------------------------ internals
+    def _stream(self, stream: Stream, index: int) -> np.random.SeedSequence:
+        return experiment_stream(self.seeder.seed_seq, self.agent_name, stream, index)
+
+    def _instance_init_kwargs(self, instance: int) -> dict[str, Any]:
+        spec = {"init_kwargs": self.init_kwargs, "init_kwargs_per_instance": self.init_kwargs_per_instance, "n_fit": self.n_fit}
+        return tasks.instance_init_kwargs(spec, instance)
+
+    def _writer_kwargs(self, instance: int | None = None) -> dict[str, Any]:
+        kwargs = {**_WRITER_DEFAULTS, **self.default_writer_kwargs}
+        if self.enable_tensorboard and instance is not None:
+            kwargs["tensorboard_kwargs"] = {"log_dir": str(self.output_dir / "tensorboard" / str(instance))}
+        return kwargs
+
+    def _agent_fields(self, instance: int) -> dict[str, Any]:
+        return dict(experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), instance=instance,
+                    agent=self.agent_class, train_env=self.train_env, eval_env=self._eval_env,
+                    init_kwargs=self._instance_init_kwargs(instance), allow_pickle=self.allow_pickle)
+
+    def _fit_task(self, instance: int, budget: int, fit_kwargs: dict[str, Any]) -> tasks.FitTask:
+        return tasks.FitTask(**self._agent_fields(instance), fit_budget=budget, fit_kwargs=fit_kwargs,
+                             n_checkpoints=1, writer_kwargs=self._writer_kwargs(instance))
+
+    def _eval_task(self, instance: int) -> tasks.EvalTask:
+        return tasks.EvalTask(**self._agent_fields(instance), eval_kwargs=self.eval_kwargs)
+
+    def _parameters(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this manager (seed and folder are stored beside them)."""
+        return dict(agent_class=self.agent_class, train_env=self.train_env, fit_budget=self.fit_budget,
+                    eval_env=self._eval_env, init_kwargs=self.init_kwargs, fit_kwargs=self.fit_kwargs,
+                    eval_kwargs=self.eval_kwargs, agent_name=self.agent_name, n_fit=self.n_fit,
+                    parallelization=self.parallelization, max_workers=self.max_workers, mp_context=self.mp_context,
+                    worker_logging_level=self.worker_logging_level, enable_tensorboard=self.enable_tensorboard,
+                    default_writer_kwargs=self.default_writer_kwargs,
+                    init_kwargs_per_instance=self.init_kwargs_per_instance)
+
+    def _claim_output_dir(self) -> None:
+        """Refuse to write into a folder that holds another manager's data: managers never overwrite each other."""
+        manager_file = self.output_dir / MANAGER_FILE
+        if manager_file.is_file() and json.loads(manager_file.read_text()).get("unique_id") != self.unique_id:
+            raise FileExistsError(
+                f"{self.output_dir} holds the data of another manager; use outdir_id_style='timestamp' or "
+                "'unique', load it with ExperimentManager.load, or delete it with clear_output_dir()"
+            )
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+
+    def _run(self, function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
+        """Run ``function`` on every job, in order of the jobs: inline, in threads, or in processes."""
+        if len(jobs) == 1:
+            return [function(jobs[0])]
+        if self.parallelization == "thread":
+            with ThreadPoolExecutor(self.max_workers) as pool:
+                return list(pool.map(function, jobs))
+        _check_spawn_safe(self.mp_context)
+        import cloudpickle
+
+        context = multiprocessing.get_context(self.mp_context)
+        payloads = [cloudpickle.dumps((function, job)) for job in jobs]  # by value: classes from __main__ work too
+        try:
+            with ProcessPoolExecutor(self.max_workers, mp_context=context) as pool:
+                return list(pool.map(_run_pickled, payloads))
+        except BrokenProcessPool as error:
+            raise RuntimeError(
+                f"a worker process of '{self.agent_name}' died before finishing. With mp_context='{self.mp_context}', "
+                "a script must run its experiments under `if __name__ == '__main__':`; in a notebook use "
+                "mp_context='fork' or parallelization='thread'"
+            ) from error
+
+
+class _FitJob:
+    """Everything one worker needs to fit one instance (picklable)."""
+
+    def __init__(self, task: tasks.FitTask, paths: Any, continue_fit: bool, writer: tuple[Any, Any],
+                 shared_data: dict[str, Any] | None, logging_level: int | str) -> None:
+        self.task, self.paths, self.continue_fit = task, paths, continue_fit
+        self.writer, self.shared_data, self.logging_level = writer, shared_data, logging_level
+
+    def prepare(self, agent: Agent) -> None:
+        writer_fn, writer_kwargs = self.writer
+        if writer_fn is None:
+            agent.set_writer(None)
+        elif writer_fn != "default":
+            agent.set_writer(writer_fn(**(writer_kwargs or {})))
+
+
+def _run_fit_job(job: _FitJob) -> dict[str, Any]:
+    configure_logging(job.logging_level)
+    try:
+        return fit_instance(job.task, job.paths, continue_fit=job.continue_fit, prepare_agent=job.prepare,
+                            shared_data=job.shared_data)
+    except Exception as error:
+        raise RuntimeError(f"fitting instance {job.task.instance} of '{job.task.experiment}' failed: {error}") from error
+
+
+def _run_pickled(payload: bytes) -> Any:
+    import cloudpickle
+
+    function, job = cloudpickle.loads(payload)
+    return function(job)
+
+
+def _check_spawn_safe(mp_context: str) -> None:
+    """In a spawned child that is still importing the parent's main module, fail instead of spawning again."""
+    if mp_context in ("spawn", "forkserver"):
+        try:
+            multiprocessing.spawn._check_not_importing_main()
+        except RuntimeError:
+            raise RuntimeError(
+                "ExperimentManager.fit with parallelization='process' and mp_context='spawn' was called while a "
+                "worker process was importing your script: put the code that runs experiments under "
+                "`if __name__ == '__main__':` (or use mp_context='fork' / parallelization='thread')"
+            ) from None
+
+
+def _as_budget(value: Any, name: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 1e4 is a common way to write a budget
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _with_eval_defaults(eval_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    defaults = {key: spec["default"] for key, spec in experiment_schema()["properties"]["eval_kwargs"]["properties"].items()}
+    return {**defaults, **(eval_kwargs or {})}
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _output_folder(output_dir: str | Path | None, style: str | None, name: str, unique_id: str, timestamp_id: str) -> Path:
+    """``<output_dir>/manager_data/<name>_<timestamp>`` (default), ``.../<name>_<unique id>``, or ``.../manager_data``."""
+    base = Path(output_dir) if output_dir is not None else DEFAULT_OUTPUT_DIR
+    if style is None:
+        return base / "manager_data"
+    return base / "manager_data" / f"{name}_{timestamp_id if style == 'timestamp' else unique_id}"

@@ -1,0 +1,148 @@
+"""How an ExperimentManager is written to and read from disk, and named in a pipeline config.
+
+Parameters are stored as JSON. Classes and functions are stored by import path; anything else that
+is not JSON (a lambda, a class defined in a notebook) goes to ``manager_objects.pkl`` with cloudpickle,
+read back only when the caller trusts it. A pipeline experiment folder has no manager file: its
+parameters are read from the instances' ``fit.json`` records.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from rlpipe.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
+from rlpipe.imports import import_object, object_path
+
+OBJECTS_FILE = "manager_objects.pkl"
+
+
+# ---------------------------------------------------------------------------------------------- JSON encoding
+def encode(value: Any, folder: Path) -> Any:
+    """``value`` as JSON data; objects without an import path are pickled into ``folder/manager_objects.pkl``."""
+    pickled: dict[str, Any] = {}
+    data = _encode(value, pickled)
+    if pickled:
+        write_pickle_checkpoint(folder / OBJECTS_FILE, pickled)
+    return data
+
+
+def decode(data: Any, folder: Path, allow_pickle: bool) -> Any:
+    pickled: dict[str, Any] | None = None
+
+    def objects() -> dict[str, Any]:
+        nonlocal pickled
+        if pickled is None:
+            pickled = read_pickle_checkpoint(folder / OBJECTS_FILE, trusted=allow_pickle)
+        return pickled
+
+    return _decode(data, objects)
+
+
+def _encode(value: Any, pickled: dict[str, Any]) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _encode(v, pickled) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encode(v, pickled) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, pickled) for v in value]}
+    path = _import_path_or_none(value)
+    if path is not None:
+        return {"__import__": path}
+    key = str(len(pickled))
+    pickled[key] = value
+    return {"__pickled__": key}
+
+
+def _decode(data: Any, objects: Any) -> Any:
+    if isinstance(data, list):
+        return [_decode(v, objects) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if "__tuple__" in data:
+        return tuple(_decode(v, objects) for v in data["__tuple__"])
+    if "__import__" in data:
+        return import_object(data["__import__"])
+    if "__pickled__" in data:
+        return objects()[data["__pickled__"]]
+    return {k: _decode(v, objects) for k, v in data.items()}
+
+
+def _import_path_or_none(obj: Any) -> str | None:
+    if not (isinstance(obj, type) or callable(obj)) or not hasattr(obj, "__qualname__"):
+        return None
+    if getattr(obj, "__module__", "__main__") == "__main__" or "<" in obj.__qualname__:
+        return None
+    path = object_path(obj)
+    try:
+        return path if import_object(path) is obj else None
+    except ImportError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- config names
+def importable_path(obj: Any, what: str) -> str:
+    """The import path of ``obj`` for a config, or a ValueError saying why there is none."""
+    path = _import_path_or_none(obj)
+    if path is None:
+        raise ValueError(f"{what} {obj!r} cannot be named in a config: define it at the top level of an importable module")
+    return path
+
+
+def env_to_config(env: Any, what: str) -> Any:
+    """An env as a config spec: a gymnasium id, ``{id, kwargs}`` or ``{constructor, kwargs}``."""
+    if isinstance(env, (str, dict)):
+        return env
+    if isinstance(env, gym.Env):
+        raise ValueError(f"{what} is an environment instance, which a config cannot name: pass (constructor, kwargs)")
+    constructor, kwargs = env
+    kwargs = dict(kwargs or {})
+    if isinstance(constructor, str):
+        key = "id" if constructor in gym.registry else "constructor"
+        return {key: constructor, "kwargs": kwargs}
+    return {"constructor": importable_path(constructor, f"{what} constructor"), "kwargs": kwargs}
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def read_manager_file(path: Path, manager_file: str) -> tuple[dict[str, Any], Path]:
+    """``(record, folder)`` from a manager file, a folder holding one, or a pipeline experiment folder."""
+    folder = path.parent if path.is_file() else path
+    if (folder / manager_file).is_file():
+        return json.loads((folder / manager_file).read_text()), folder
+    if list(folder.glob("instances/*/fit.json")):
+        return pipeline_record(folder), folder
+    raise FileNotFoundError(f"{path} is neither a {manager_file}, a folder holding one, nor a pipeline experiment folder")
+
+
+def pipeline_record(folder: Path) -> dict[str, Any]:
+    """A manager record for a pipeline experiment folder, from its instances' fit records."""
+    fits = sorted((json.loads(p.read_text()) for p in folder.glob("instances/*/fit.json")), key=lambda r: r["instance"])
+    if [r["instance"] for r in fits] != list(range(len(fits))):
+        raise FileNotFoundError(f"{folder} lacks the fit records of some instances: {[r['instance'] for r in fits]}")
+    task = fits[0]["task"]
+    per_instance = [r["task"]["init_kwargs"] for r in fits]
+    same = all(kw == per_instance[0] for kw in per_instance)
+    parameters = {
+        "agent_class": task["agent"], "agent_name": task["experiment"], "n_fit": len(fits),
+        "train_env": task["train_env"], "eval_env": task["eval_env"],
+        "init_kwargs": per_instance[0] if same else {}, "init_kwargs_per_instance": None if same else per_instance,
+        "fit_budget": fits[0]["fit_budget"], "fit_kwargs": task["fit_kwargs"],
+        "eval_kwargs": _pipeline_eval_kwargs(folder), "default_writer_kwargs": task["writer_kwargs"],
+    }
+    return {"rlpipe_version": fits[0]["versions"]["rlpipe"], "unique_id": f"pipeline:{task['experiment']}",
+            "timestamp_id": fits[0]["finished"], "seed": task["root_seed"], "parameters": parameters}
+
+
+def _pipeline_eval_kwargs(folder: Path) -> dict[str, Any] | None:
+    """The eval_kwargs recorded in an instance's evaluation table, if it was evaluated."""
+    import pyarrow.parquet as pq
+
+    table = folder / "instances" / "0" / "evaluation.parquet"
+    if not table.is_file():
+        return None
+    metadata = pq.read_schema(table).metadata or {}
+    return json.loads(metadata.get(b"rlpipe", b"{}")).get("eval_kwargs")
