@@ -10,7 +10,7 @@ import numpy as np
 import optuna
 import pytest
 
-from rlpipe.agents import Agent, AgentWithSimplePolicy, QLearningAgent, RandomAgent, ValueIterationAgent
+from rlpipe.agents import QLearningAgent, RandomAgent, ValueIterationAgent
 from rlpipe.agents.base import NullWriter
 from rlpipe.checkpoint import META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.errors import CheckpointError

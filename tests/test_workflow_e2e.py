@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+
+from snakemake_runner import SNAKEFILE, ok, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEFILE = REPO / "Snakefile"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 TINY = {
@@ -41,19 +40,6 @@ TINY = {
         },
     },
 }
-
-
-def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2) -> subprocess.CompletedProcess:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
-               "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
-
-
-def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def instance_dir(workdir: Path, experiment: str, instance: int) -> Path:
