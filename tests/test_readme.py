@@ -1,0 +1,38 @@
+"""The README's Python example runs as written (it is the first thing a notebook user copies)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("rlpipe.manager_tools")
+    example = next(block for block in python_blocks() if "ExperimentManager(" in block)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    manager = namespace["manager"]
+    assert len(namespace["data"].instance.unique()) == 4
+    assert (tmp_path / "rlpipe_data" / "episode_rewards.png").is_file()
+    assert namespace["same"].output_dir == manager.output_dir
+    assert namespace["config"]["experiments"]["QLearning"]["n_fit"] == 4
+
+
+def test_the_custom_agent_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = next(block for block in python_blocks() if "class MyAgent" in block)
+    namespace: dict = {}
+    exec(compile(example, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    agent = namespace["MyAgent"]("FrozenLake-v1", seeder=0)
+    agent.fit(200)
+    assert agent.total_env_steps == 200
+    path = agent.save(tmp_path / "agent.ckpt")
+    loaded = namespace["MyAgent"].load(path, env="FrozenLake-v1", seeder=0)
+    assert (loaded.preferences == agent.preferences).all()
