@@ -3,7 +3,8 @@
 A spec is one of:
 - a gymnasium id string, e.g. ``"CartPole-v1"`` (``"module:Env-v0"`` imports ``module`` first);
 - a mapping ``{id: ..., kwargs: {...}, wrappers: [...]}`` or ``{constructor: "pkg.mod:make_env", kwargs: {...}}``;
-- an rlberry-style tuple ``(constructor, kwargs)`` where constructor is a callable, an import path or an id;
+- an rlberry-style tuple ``(constructor, kwargs)`` where constructor is a callable, an import path or an id
+  (a two-item list is read the same way: JSON and YAML have no tuples);
 - an already built ``gymnasium.Env`` (used as is, or deep-copied).
 Each wrapper is ``"pkg.mod:Wrapper"`` or ``{wrapper: "pkg.mod:Wrapper", kwargs: {...}}``.
 """
@@ -62,7 +63,7 @@ def describe_env(spec: EnvSpec) -> str:
 def _normalise(spec: EnvSpec) -> tuple[Callable[..., gym.Env], dict, list[tuple[Callable, dict]]]:
     if isinstance(spec, str):
         return _gym_constructor(spec), {}, []
-    if isinstance(spec, tuple):
+    if isinstance(spec, (tuple, list)):
         if len(spec) != 2:
             raise EnvSpecError(f"an env tuple must be (constructor, kwargs), got {len(spec)} items")
         head, kwargs = spec

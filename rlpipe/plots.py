@@ -106,7 +106,7 @@ def learning_curve_figure(
 
 
 # ----------------------------------------------------------------------------------- evaluation
-def _box_stats(values: pd.Series, groups: pd.Series) -> pd.DataFrame:
+def box_stats(values: pd.Series, groups: pd.Series) -> pd.DataFrame:
     """Per-group quartiles, mean and Tukey whisker ends (furthest points within 1.5 IQR of the box).
 
     Computed with grouped pandas operations rather than ``Axes.boxplot``: that method reads every
@@ -123,7 +123,7 @@ def _box_stats(values: pd.Series, groups: pd.Series) -> pd.DataFrame:
     return stats
 
 
-def _draw_boxes(axes: Axes, positions: np.ndarray, stats: pd.DataFrame, width: float = 0.6,
+def draw_boxes(axes: Axes, positions: np.ndarray, stats: pd.DataFrame, width: float = 0.6,
                 legend: bool = False) -> None:
     """Hollow boxes (quartiles), black median bars, whiskers and a white triangle at the mean."""
     half = width / 2.0
@@ -151,7 +151,7 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "disco
     _require_columns(evaluation, ("instance", metric), "evaluation")
     values = pd.to_numeric(evaluation[metric], errors="coerce").astype(float).reset_index(drop=True)
     instance = evaluation["instance"].reset_index(drop=True)
-    episode_stats = _box_stats(values, instance)
+    episode_stats = box_stats(values, instance)
     means = episode_stats["mean"]
     n = len(episode_stats)
     position_of = pd.Series(np.arange(1, n + 1, dtype=float), index=episode_stats.index)
@@ -159,8 +159,8 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "disco
 
     figure = Figure(figsize=(min(3.0 + 0.45 * (n + 2), 16.0), 4.2), layout="constrained")
     axes = figure.add_subplot()
-    _draw_boxes(axes, position_of.to_numpy(), episode_stats, legend=True)
-    _draw_boxes(axes, np.array([means_position]), _box_stats(means.reset_index(drop=True), pd.Series(np.zeros(n))))
+    draw_boxes(axes, position_of.to_numpy(), episode_stats, legend=True)
+    draw_boxes(axes, np.array([means_position]), box_stats(means.reset_index(drop=True), pd.Series(np.zeros(n))))
 
     rng = np.random.default_rng(JITTER_SEED)
     episode_x = instance.map(position_of).to_numpy(dtype=float) + _jitter(rng, len(values), 0.18)

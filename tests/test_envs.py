@@ -172,10 +172,18 @@ def test_tuple_head_of_wrong_type():
         make_env((3, {}))
 
 
-@pytest.mark.parametrize("spec", [5, None, ["CartPole-v1"], 2.5])
+@pytest.mark.parametrize("spec", [5, None, 2.5])
 def test_unsupported_spec_types(spec):
     with pytest.raises(EnvSpecError, match=f"cannot make an environment from {type(spec).__name__}"):
         make_env(spec)
+
+
+def test_a_two_item_list_is_read_as_a_tuple():
+    """JSON and YAML have no tuples: a recorded (constructor, kwargs) comes back as a list."""
+    env = make_env(["FrozenLake-v1", {"is_slippery": False}])
+    assert env.unwrapped.spec.id == "FrozenLake-v1" and env.unwrapped.P[0][0] == [(1.0, 0, 0.0, False)]
+    with pytest.raises(EnvSpecError, match="must be \\(constructor, kwargs\\), got 1 items"):
+        make_env(["CartPole-v1"])
 
 
 def test_unknown_wrapper():
