@@ -76,8 +76,13 @@ def validate_study(config: Mapping[str, Any]) -> Study:
     return Study(seed=filled["seed"], report=filled["report"], experiments=filled["experiments"])
 
 
+def config_schema() -> dict[str, Any]:
+    """The whole config schema (ExperimentManager takes its defaults from it)."""
+    return _schema()
+
+
 def experiment_schema() -> dict[str, Any]:
-    """The schema of one experiment entry (used by ExperimentManager to validate its arguments)."""
+    """The schema of one experiment entry."""
     return _schema()["$defs"]["experiment"]
 
 

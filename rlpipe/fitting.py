@@ -25,6 +25,7 @@ from rlpipe.paths import InstancePaths
 from rlpipe.provenance import library_versions, utc_now
 from rlpipe.seeding import seed_record
 from rlpipe.tasks import AgentTask, FitTask
+from rlpipe.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
 _PROGRESS_CHECKPOINT = "agent.ckpt"
@@ -78,13 +79,14 @@ def fit_instance(
     agent, done = _resume_or_build(task, paths, previous is not None, shared_data)
     if done:
         print(f"[rlpipe] resuming {task.experiment}[{task.instance}] after chunk {done}/{len(chunks)}", file=sys.stderr, flush=True)
+    recorded = agent.writer  # the rows so far, kept if prepare_agent disables or replaces the writer
     if prepare_agent is not None:
         prepare_agent(agent)
     if hasattr(agent.writer, "set_max_global_step"):
         agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget)
     for chunk in range(done, len(chunks)):
         agent.fit(chunks[chunk], **task.fit_kwargs)
-        _save_progress(agent, task, paths, chunk + 1)
+        _save_progress(agent, task, paths, chunk + 1, recorded)
     if hasattr(agent.writer, "close"):
         agent.writer.close()
     fit_calls = (previous["fit_calls"] if previous else []) + [task.fit_budget]
@@ -141,14 +143,19 @@ def _read_progress(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, chunks_done: int) -> None:
-    """Checkpoint and writer data first, then the record that vouches for them: a kill leaves a consistent state."""
+def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, chunks_done: int, recorded: DefaultWriter) -> None:
+    """Checkpoint and writer data first, then the record that vouches for them: a kill leaves a consistent state.
+
+    Writer data comes from the agent's DefaultWriter; with a disabled or custom writer, the rows
+    recorded before it was set are kept and no new ones are added.
+    """
     folder = paths.progress
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = agent.save(folder / _PROGRESS_CHECKPOINT)
     if checkpoint != folder / _PROGRESS_CHECKPOINT:
         raise RuntimeError(f"{type(agent).__name__}.save must write the file it is given, not {checkpoint}")
-    write_parquet(folder / _PROGRESS_WRITER, agent.writer.to_arrow() if agent.writer else _empty_writer_table(task))
+    writer = agent.writer if isinstance(agent.writer, DefaultWriter) else recorded
+    write_parquet(folder / _PROGRESS_WRITER, writer.to_arrow())
     write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "chunks_done": chunks_done})
 
 
@@ -157,12 +164,6 @@ def _promote_progress(paths: InstancePaths, record: dict[str, Any]) -> None:
     os.replace(paths.progress / _PROGRESS_CHECKPOINT, paths.checkpoint)
     write_json(paths.fit_record, record)
     shutil.rmtree(paths.progress, ignore_errors=True)
-
-
-def _empty_writer_table(task: FitTask) -> Any:
-    from rlpipe.writer import DefaultWriter
-
-    return DefaultWriter(name=task.experiment, print_log=False).to_arrow()
 
 
 def _task_record(task: AgentTask) -> dict[str, Any]:

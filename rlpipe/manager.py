@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import multiprocessing
+import multiprocessing.spawn  # not imported by `import multiprocessing`; _check_spawn_safe needs it
 import pstats
 import shutil
 import uuid
@@ -29,14 +30,14 @@ import numpy as np
 import rlpipe
 from rlpipe import tasks
 from rlpipe.agents.base import Agent
-from rlpipe.aggregation import read_instance_tables
+from rlpipe.aggregation import aggregate_experiment, read_instance_tables
 from rlpipe.atomic import write_json
-from rlpipe.config import experiment_schema, validate_study
-from rlpipe.envs import make_env
-from rlpipe.evaluation import load_instance_agent
+from rlpipe.config import config_schema, experiment_schema, validate_study
+from rlpipe.envs import describe_env, make_env
+from rlpipe.evaluation import evaluate_instance, load_instance_agent
 from rlpipe.fitting import agent_class as task_agent_class
 from rlpipe.fitting import agent_kwargs, fit_instance
-from rlpipe.imports import import_object
+from rlpipe.imports import import_object, object_path
 from rlpipe.logs import configure_logging, effective_level
 from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
 from rlpipe.paths import ExperimentPaths
@@ -126,7 +127,8 @@ class ExperimentManager:
         self.allow_pickle = True  # this manager reads back checkpoints it wrote itself
         self.best_hyperparams: dict[str, Any] | None = None
         self._agents: dict[int, Agent] = {}
-        self._eval_rng = np.random.default_rng(self._stream(Stream.EVAL, self.n_fit))
+        self._eval_rng = np.random.default_rng(self._stream(Stream.MANAGER, 0))  # which instances eval_agents picks
+        self._env_rng = np.random.default_rng(self._stream(Stream.MANAGER, 1))  # seeds of build_eval_env
 
     # ------------------------------------------------------------------ rlberry names
     @property
@@ -188,7 +190,7 @@ class ExperimentManager:
         manager's evaluation stream.
         """
         n = 2 * self.n_fit if n_simulations is None else int(n_simulations)
-        kwargs = {**(self.eval_kwargs if eval_kwargs is None else eval_kwargs), "n_simulations": 1}
+        kwargs = {**(eval_kwargs or self.eval_kwargs), "n_simulations": 1}
         if agent_id is not None and not 0 <= agent_id < self.n_fit:
             raise IndexError(f"agent_id must be in [0, {self.n_fit}), got {agent_id}")
         agents = self.get_agent_instances()
@@ -198,6 +200,27 @@ class ExperimentManager:
 
             chosen = tqdm(chosen, desc=f"[{self.agent_name}] evaluating", leave=False)
         return [float(agents[i].eval(**kwargs)) for i in chosen]
+
+    def evaluate(self) -> Any:
+        """The pipeline's evaluate stage: ``eval_kwargs["n_simulations"]`` episodes per instance, seeded by the
+        instance's evaluation stream, written to ``instances/<i>/evaluation.parquet``; returns all episodes."""
+        for i in range(self.n_fit):
+            paths = self.paths.instance(i)
+            evaluate_instance(self._eval_task(i), paths.checkpoint, paths.evaluation)
+        return read_instance_tables(range(self.n_fit), [self.paths.instance(i) for i in range(self.n_fit)], "evaluation")
+
+    def aggregate(self, learning_curve: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The pipeline's aggregate stage (after :meth:`evaluate`): tables, ``summary.json`` and plots in ``output_dir``.
+
+        ``learning_curve`` and ``report`` take the config keys of the same names; returns the summary.
+        """
+        task = tasks.AggregateTask(
+            experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), agent=object_path(self.agent_class),
+            env=describe_env(self._eval_env), fit_budget=self.fit_budget,
+            learning_curve={**_schema_defaults("learning_curve"), **(learning_curve or {})},
+            report={**_schema_defaults("report"), **(report or {})}, instances=list(range(self.n_fit)),
+        )
+        return aggregate_experiment(task, [self.paths.instance(i) for i in range(self.n_fit)], self.paths)
 
     def get_agent_instances(self) -> list[Agent]:
         """The ``n_fit`` fitted agents, loaded from their checkpoints (kept in memory afterwards)."""
@@ -223,7 +246,7 @@ class ExperimentManager:
     def build_eval_env(self) -> Any:
         """A new evaluation environment, reset with a seed from the manager's evaluation stream."""
         env = make_env(self._eval_env)
-        seed = int(self._eval_rng.integers(2**31 - 1))
+        seed = int(self._env_rng.integers(2**31 - 1))
         env.reset(seed=seed)
         env.action_space.seed(seed)
         return env
@@ -239,7 +262,6 @@ class ExperimentManager:
             "timestamp_id": self.timestamp_id,
             "seed": seed_record(self.seeder.seed_seq),
             "best_hyperparams": self.best_hyperparams,
-            "writers_default": [w[0] == "default" for w in self.writers],
             "parameters": encode(self._parameters(), self.output_dir),
         }
         path = self.output_dir / MANAGER_FILE
@@ -303,6 +325,8 @@ class ExperimentManager:
             entry["eval_env"] = env_to_config(self._eval_env, "eval_env")
         if self.init_kwargs_per_instance:
             entry["init_kwargs_per_instance"] = self.init_kwargs_per_instance
+        if self.agent_class.get_state is Agent.get_state:  # checkpointed with pickle: the pipeline must allow it
+            entry["allow_pickle"] = True
         config = {"seed": int(root.entropy), "experiments": {self.agent_name: entry}}
         validate_study(config)
         return config
@@ -457,9 +481,14 @@ def _as_budget(value: Any, name: str) -> int:
     return int(value)
 
 
+def _schema_defaults(key: str) -> dict[str, Any]:
+    """Defaults of a config mapping such as ``eval_kwargs`` or ``report``, from the schema (one source of truth)."""
+    schema = experiment_schema()["properties"].get(key) or config_schema()["properties"][key]
+    return {name: spec["default"] for name, spec in schema["properties"].items() if "default" in spec}
+
+
 def _with_eval_defaults(eval_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    defaults = {key: spec["default"] for key, spec in experiment_schema()["properties"]["eval_kwargs"]["properties"].items()}
-    return {**defaults, **(eval_kwargs or {})}
+    return {**_schema_defaults("eval_kwargs"), **(eval_kwargs or {})}
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:

@@ -20,6 +20,7 @@ class Stream(enum.IntEnum):
     EVAL = 1
     OPTIMIZE = 2
     STATISTICS = 3
+    MANAGER = 4  # ExperimentManager's own draws (which instance eval_agents picks, build_eval_env seeds)
 
 
 def name_key(name: str) -> int:

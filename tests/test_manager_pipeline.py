@@ -71,3 +71,18 @@ def test_the_config_of_a_manager_reproduces_it_in_the_pipeline(tmp_path) -> None
     manager.fit()
     ok(run_snakemake(tmp_path / "pipeline", manager.to_config()))
     assert_same_instances(manager, ExperimentManager.load(tmp_path / "pipeline" / "results" / "mine"))
+
+
+def test_the_managers_evaluate_and_aggregate_match_the_pipelines(pipeline_folder, tmp_path) -> None:
+    import json
+
+    manager = ExperimentManager.from_config(CONFIG, "lake", output_dir=tmp_path)
+    manager.fit()
+    episodes = manager.evaluate()
+    pipeline_episodes = pd.read_parquet(pipeline_folder / "evaluation.parquet").drop(columns="experiment")
+    pd.testing.assert_frame_equal(episodes, pipeline_episodes)
+    summary = manager.aggregate(report={"bootstrap_samples": 10000})
+    pipeline_summary = json.loads((pipeline_folder / "summary.json").read_text())
+    for key in ("mean", "std", "median", "iqm", "ci_low", "ci_high", "per_instance"):
+        assert summary[key] == pipeline_summary[key], key
+    assert (manager.output_dir / "learning_curve.png").is_file()

@@ -90,7 +90,7 @@ def test_experiment_stream_differs_across_experiments_instances_streams_and_root
 
 
 def test_stream_values_are_stable():
-    assert [int(s) for s in Stream] == [0, 1, 2, 3]
+    assert [(s.name, int(s)) for s in Stream] == [("FIT", 0), ("EVAL", 1), ("OPTIMIZE", 2), ("STATISTICS", 3), ("MANAGER", 4)]
 
 
 # ---------------------------------------------------------------------------------------------- Seeder

@@ -232,6 +232,7 @@ class Agent:
     def _picklable_state(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_writer", None)  # writer data is saved by the caller; writers may hold open files
+        state.pop("_thread_shared_data", None)  # runtime data of the caller, given again at load
         return state
 
 
