@@ -19,5 +19,7 @@ def configure_logging(level: int | str = logging.INFO) -> logging.Logger:
     return logger
 
 
-def effective_level() -> int:
-    return logging.getLogger(LOGGER_NAME).getEffectiveLevel()
+def default_level() -> int:
+    """The ``rlpipe`` logger's own level, or INFO when nobody set one: progress is shown unless silenced."""
+    level = logging.getLogger(LOGGER_NAME).level
+    return level if level != logging.NOTSET else logging.INFO

@@ -38,7 +38,7 @@ from rlpipe.evaluation import evaluate_instance, load_instance_agent
 from rlpipe.fitting import agent_class as task_agent_class
 from rlpipe.fitting import agent_kwargs, fit_instance
 from rlpipe.imports import import_object, object_path
-from rlpipe.logs import configure_logging, effective_level
+from rlpipe.logs import configure_logging, default_level
 from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
 from rlpipe.paths import ExperimentPaths
 from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
@@ -109,7 +109,7 @@ class ExperimentManager:
             raise ValueError(f"init_kwargs_per_instance has {len(init_kwargs_per_instance)} entries but n_fit is {self.n_fit}")
         self.init_kwargs_per_instance = [dict(kw) for kw in init_kwargs_per_instance] if init_kwargs_per_instance else None
         self.parallelization, self.max_workers, self.mp_context = parallelization, max_workers, mp_context
-        self.worker_logging_level = worker_logging_level if worker_logging_level is not None else effective_level()
+        self.worker_logging_level = worker_logging_level if worker_logging_level is not None else default_level()
         self.seeder = Seeder(seed)
         self.enable_tensorboard = enable_tensorboard
         if enable_tensorboard:

@@ -923,3 +923,10 @@ def test_to_config_allows_pickle_for_agents_without_array_state(tmp_path) -> Non
     entry = next(iter(manager.to_config()["experiments"].values()))
     assert entry["allow_pickle"] is True
     assert "allow_pickle" not in next(iter(make(tmp_path).to_config()["experiments"].values()))
+
+
+def test_progressbar_style_from_default_writer_kwargs(tmp_path, capfd) -> None:
+    manager = make(tmp_path, n_fit=1, default_writer_kwargs={"style_log": "progressbar", "log_interval": 0})
+    manager.fit(300)
+    err = capfd.readouterr().err
+    assert "QLearning" in err and "/300" in err  # a tqdm bar whose total is the budget

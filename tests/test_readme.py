@@ -24,6 +24,8 @@ def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (tmp_path / "rlpipe_data" / "episode_rewards.png").is_file()
     assert namespace["same"].output_dir == manager.output_dir
     assert namespace["config"]["experiments"]["QLearning"]["n_fit"] == 4
+    assert len(namespace["episodes"]) == 4 * 10 and namespace["summary"]["n_fit"] == 4
+    assert (manager.output_dir / "summary.json").is_file()
 
 
 def test_the_custom_agent_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
