@@ -121,7 +121,8 @@ def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
     progress = _read_progress(paths.progress)
     if progress is not None and progress["task_hash"] == task.task_hash():
         try:
-            return _load(cls, kwargs, task, paths.progress / _PROGRESS_CHECKPOINT, paths.progress / _PROGRESS_WRITER), int(progress["chunks_done"])
+            agent = _load(cls, kwargs, task, paths.progress / _PROGRESS_CHECKPOINT, paths.progress / _PROGRESS_WRITER)
+            return agent, int(progress["chunks_done"])
         except (CheckpointError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
             print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
     shutil.rmtree(paths.progress, ignore_errors=True)
