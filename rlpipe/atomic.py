@@ -13,13 +13,28 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it, which is not safe once threads run.
+_NEW_FILE_MODE = 0o666 & ~_read_umask()
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file next to ``path``; on success it replaces ``path``, on error it is removed."""
+    """Open a temporary file next to ``path``; on success it replaces ``path``, on error it is removed.
+
+    The file gets the mode ``path`` had, or the usual mode of a new file (mkstemp alone would make
+    every result owner-only, which breaks sharing results on a cluster).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, target.stat().st_mode & 0o7777 if target.exists() else _NEW_FILE_MODE)
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
             yield handle
             handle.flush()

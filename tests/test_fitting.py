@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -392,3 +393,17 @@ def test_tasks_survive_json(tmp_path):
     assert writer_rows(a.writer) == writer_rows(b.writer)
     assert dataclasses.asdict(again) == dataclasses.asdict(task)
     assert copy.deepcopy(task) == again
+
+
+def test_outputs_get_the_usual_file_mode_not_mkstemps_owner_only(tmp_path):
+    """Results are shared on clusters: a new file gets 0o666 minus the umask, a replaced file keeps its mode."""
+    from rlpipe.atomic import write_text
+
+    mask = os.umask(0)
+    os.umask(mask)
+    new = tmp_path / "new.txt"
+    write_text(new, "x")
+    assert new.stat().st_mode & 0o777 == 0o666 & ~mask
+    os.chmod(new, 0o640)
+    write_text(new, "y")
+    assert new.stat().st_mode & 0o777 == 0o640 and new.read_text() == "y"
