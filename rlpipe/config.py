@@ -6,7 +6,6 @@ with one message per problem naming the experiment and the key.
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import re
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ import yaml
 from rlpipe.envs import EnvSpecError, check_env_spec
 from rlpipe.errors import ConfigError
 from rlpipe.imports import import_object
+from rlpipe.signatures import accepted_keywords, rejected_keywords, suggestion
 
 # Set by rlpipe for every instance; a config must not set them in init_kwargs.
 RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
@@ -133,18 +133,13 @@ def _format_schema_error(error: Any) -> str:
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
-        return "\n".join(f"{where}: unknown key '{key}'{_suggest(key, allowed)}" for key in unknown)
+        return "\n".join(f"{where}: unknown key '{key}'{suggestion(key, allowed)}" for key in unknown)
     if error.validator == "required":
         missing = re.search(r"'(.+?)' is a required property", error.message)
         return f"{where}: missing required key '{missing.group(1) if missing else error.message}'"
     if "propertyNames" in error.relative_schema_path:
         return f"{where}: '{error.instance}' is not a valid name (use letters, digits, '_', '-', '.')"
     return f"{where}: {error.message}"
-
-
-def _suggest(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(candidates)})"
 
 
 # ---------------------------------------------------------------------------------------------- semantics
@@ -209,22 +204,4 @@ def _yaml11_float(text: str) -> str:
 
 
 def _check_accepted_kwargs(agent_class: type, kwargs: Mapping[str, Any]) -> list[str]:
-    accepted = accepted_init_kwargs(agent_class)
-    if accepted is None:
-        return []
-    return [f"{agent_class.__name__} does not accept '{key}'{_suggest(key, sorted(accepted))}" for key in kwargs if key not in accepted]
-
-
-def accepted_init_kwargs(agent_class: type) -> set[str] | None:
-    """Names the constructor chain accepts, following ``**kwargs`` up the MRO; None if anything goes."""
-    names: set[str] = set()
-    for klass in agent_class.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters.values()
-        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - {"self"}
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            return names
-        if klass is object:
-            break
-    return None
+    return rejected_keywords(agent_class.__name__, kwargs, accepted_keywords(agent_class))

@@ -14,13 +14,17 @@ import copy
 import difflib
 import importlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from rlpipe.imports import import_object
+from rlpipe.signatures import accepted_keywords, rejected_keywords
 
 EnvSpec = Any  # str | Mapping | tuple | gym.Env
+_GYM_MAKE_OPTIONS = {"max_episode_steps", "disable_env_checker", "render_mode"}
 
 
 class EnvSpecError(ValueError):
@@ -41,9 +45,17 @@ def make_env(spec: EnvSpec, copy_instance: bool = True) -> gym.Env:
 
 
 def check_env_spec(spec: EnvSpec) -> None:
-    """Raise :class:`EnvSpecError` if ``spec`` names an unknown id, constructor or wrapper, without building it."""
-    if not isinstance(spec, gym.Env):
-        _normalise(spec)
+    """Raise :class:`EnvSpecError` if ``spec`` names an unknown id, constructor or wrapper, or passes one of
+    them a keyword it does not accept, without building the environment."""
+    if isinstance(spec, gym.Env):
+        return
+    constructor, kwargs, wrappers = _normalise(spec)
+    accepted = constructor.keywords() if isinstance(constructor, _Registered) else accepted_keywords(constructor)
+    problems = rejected_keywords(describe_env(spec), kwargs, accepted)
+    for wrapper, wrapper_kwargs in wrappers:
+        problems += rejected_keywords(f"wrapper {wrapper.__name__}", wrapper_kwargs, accepted_keywords(wrapper))
+    if problems:
+        raise EnvSpecError("; ".join(problems))
 
 
 def describe_env(spec: EnvSpec) -> str:
@@ -109,7 +121,24 @@ def _gym_constructor(env_id: str) -> Callable[..., gym.Env]:
         close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise EnvSpecError(f"gymnasium does not know the env id '{env_id}'{hint}")
-    return lambda **kwargs: gym.make(env_id, **kwargs)
+    return _Registered(env_id)
+
+
+@dataclass(frozen=True)
+class _Registered:
+    """A registered gymnasium id, built with ``gymnasium.make``."""
+
+    env_id: str
+
+    def __call__(self, **kwargs: Any) -> gym.Env:
+        return gym.make(self.env_id, **kwargs)
+
+    def keywords(self) -> set[str] | None:
+        """What ``gymnasium.make`` accepts for this id: its own options and the registered class's arguments."""
+        entry_point = gym.spec(self.env_id).entry_point
+        creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        accepted = accepted_keywords(creator)
+        return None if accepted is None else accepted | _GYM_MAKE_OPTIONS
 
 
 def _import_constructor(path: str) -> Callable[..., gym.Env]:

@@ -12,12 +12,12 @@ from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
 from rlpipe.config import (
     RESERVED_INIT_KWARGS,
     Study,
-    accepted_init_kwargs,
     experiment_schema,
     load_config_file,
     validate_study,
 )
 from rlpipe.errors import ConfigError
+from rlpipe.signatures import accepted_keywords
 
 EXPERIMENT = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 100}
 MINIMAL = {"experiments": {"e": EXPERIMENT}}
@@ -296,16 +296,16 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
 
 # ---------------------------------------------------------------------------------------------- accepted kwargs
 def test_accepted_init_kwargs_of_q_learning():
-    accepted = accepted_init_kwargs(QLearningAgent)
+    accepted = accepted_keywords(QLearningAgent)
     assert {"gamma", "learning_rate", "epsilon_start", "epsilon_end", "epsilon_decay_steps"} <= accepted
     assert set(RESERVED_INIT_KWARGS) <= accepted  # env, eval_env, copy_env, seeder, output_dir
     assert "self" not in accepted and "kwargs" not in accepted
 
 
 def test_accepted_init_kwargs_of_value_iteration_and_base():
-    assert {"gamma", "epsilon", "env", "seeder"} <= accepted_init_kwargs(ValueIterationAgent)
-    assert "learning_rate" not in accepted_init_kwargs(ValueIterationAgent)
-    assert accepted_init_kwargs(Agent) >= {"env", "eval_env", "copy_env", "seeder", "output_dir"}
+    assert {"gamma", "epsilon", "env", "seeder"} <= accepted_keywords(ValueIterationAgent)
+    assert "learning_rate" not in accepted_keywords(ValueIterationAgent)
+    assert accepted_keywords(Agent) >= {"env", "eval_env", "copy_env", "seeder", "output_dir"}
 
 
 def test_accepted_init_kwargs_none_when_kwargs_go_anywhere():
@@ -317,8 +317,8 @@ def test_accepted_init_kwargs_none_when_kwargs_go_anywhere():
         def __init__(self, a=1, **kwargs):
             super().__init__(**kwargs)
 
-    assert accepted_init_kwargs(Child) is None
-    assert accepted_init_kwargs(Base) is None
+    assert accepted_keywords(Child) is None
+    assert accepted_keywords(Base) is None
 
 
 def test_accepted_init_kwargs_follows_inherited_init():
@@ -329,5 +329,5 @@ def test_accepted_init_kwargs_follows_inherited_init():
         def __init__(self, env, *, extra=1, **kwargs):
             super().__init__(env, **kwargs)
 
-    assert accepted_init_kwargs(NoInit) == accepted_init_kwargs(QLearningAgent)
-    assert accepted_init_kwargs(KeywordOnly) == accepted_init_kwargs(QLearningAgent) | {"extra"}
+    assert accepted_keywords(NoInit) == accepted_keywords(QLearningAgent)
+    assert accepted_keywords(KeywordOnly) == accepted_keywords(QLearningAgent) | {"extra"}

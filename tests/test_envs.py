@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gymnasium as gym
+import re
+
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
@@ -232,3 +234,23 @@ def test_describe_env_of_specs(spec, name):
 def test_describe_env_of_instances():
     assert describe_env(gym.make("FrozenLake-v1")) == "FrozenLake-v1"
     assert describe_env(CartPoleEnv()) == "CartPoleEnv"  # no spec: the class name
+
+
+# ---------------------------------------------------------------------------------------------- keyword checks
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"id": "FrozenLake-v1", "kwargs": {"is_slipery": True}}, "FrozenLake-v1 does not accept 'is_slipery' (did you mean 'is_slippery'?)"),
+    (("CartPole-v1", {"gravity": 3.0}), "CartPole-v1 does not accept 'gravity'"),
+    ({"constructor": "gymnasium.envs.classic_control.cartpole:CartPoleEnv", "kwargs": {"render": True}},
+     "CartPoleEnv does not accept 'render' (did you mean 'render_mode'?)"),
+    ({"id": "CartPole-v1", "wrappers": [{"wrapper": "gymnasium.wrappers:TimeLimit", "kwargs": {"max_steps": 5}}]},
+     "wrapper TimeLimit does not accept 'max_steps' (did you mean 'max_episode_steps'?)"),
+])
+def test_check_env_spec_rejects_keywords_the_env_does_not_accept(spec, message):
+    with pytest.raises(EnvSpecError, match=re.escape(message)):
+        check_env_spec(spec)
+
+
+def test_check_env_spec_accepts_gymnasium_make_options_and_the_envs_own_arguments():
+    check_env_spec({"id": "CartPole-v1", "kwargs": {"max_episode_steps": 50, "render_mode": None, "sutton_barto_reward": True}})
+    check_env_spec(("FrozenLake-v1", {"map_name": "8x8", "is_slippery": False}))
+    check_env_spec({"constructor": "gymnasium:make", "kwargs": {"id": "CartPole-v1", "anything": 1}})  # **kwargs: not checkable

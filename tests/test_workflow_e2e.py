@@ -205,6 +205,8 @@ BAD_CONFIGS = [
     (("experiments", "rand", "train_env"), "FrozenLake-v9", "did you mean 'FrozenLake-v1'"),
     (("experiments", "ql", "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
     (("experiments", "ql", "init_kwargs"), {"learning_rte": 0.1}, "QLearningAgent does not accept 'learning_rte'"),
+    (("experiments", "ql", "train_env"), {"id": "FrozenLake-v1", "kwargs": {"is_slipery": False}},
+     "experiments.ql.train_env: FrozenLake-v1 does not accept 'is_slipery' (did you mean 'is_slippery'?)"),
 ]
 
 
