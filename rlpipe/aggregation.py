@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from rlpipe import plots, statistics
+from rlpipe.arrow import read_table
 from rlpipe.atomic import save_figure, write_json, write_parquet
+from rlpipe.errors import RlpipeError
 from rlpipe.paths import ExperimentPaths, InstancePaths
 from rlpipe.provenance import library_versions
 from rlpipe.tasks import AggregateTask
@@ -22,10 +23,21 @@ def read_instance_tables(instances: Sequence[int], paths: Sequence[InstancePaths
     """Concatenate one Parquet file per instance (``kind`` = "writer" or "evaluation") with an ``instance`` column."""
     frames = []
     for index, instance_paths in zip(instances, paths):
-        frame = pq.read_table(getattr(instance_paths, kind)).to_pandas()
+        frame = read_table(getattr(instance_paths, kind)).to_pandas()
         frame["instance"] = np.int64(index)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def check_complete(task: AggregateTask, instance_paths: Sequence[InstancePaths]) -> None:
+    """Refuse to aggregate over fewer instances than the experiment has: statistics over a silent subset mislead."""
+    missing = [i for i, p in zip(task.instances, instance_paths)
+               if not (p.writer.is_file() and p.evaluation.is_file() and p.fit_record.is_file())]
+    if missing:
+        raise RlpipeError(
+            f"{len(missing)} of {len(task.instances)} instances of '{task.experiment}' have no fit or evaluation "
+            f"(instances {', '.join(map(str, missing))}): not aggregating over fewer; see their fit.log and evaluate.log"
+        )
 
 
 def per_instance_scores(evaluation: pd.DataFrame) -> pd.Series:
@@ -36,6 +48,7 @@ def per_instance_scores(evaluation: pd.DataFrame) -> pd.Series:
 def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstancePaths], paths: ExperimentPaths) -> dict[str, Any]:
     """Write writer_data.parquet, evaluation.parquet, summary.json and the two plots of the experiment."""
     instances = task.instances
+    check_complete(task, instance_paths)
     writer_data = read_instance_tables(instances, instance_paths, "writer")
     evaluation = read_instance_tables(instances, instance_paths, "evaluation")
     evaluation.insert(0, "experiment", task.experiment)

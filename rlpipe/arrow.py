@@ -6,10 +6,13 @@ columns here instead, which keeps a job's start-up to the libraries it uses.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
+
+from rlpipe.errors import RlpipeError
 
 
 def float64_array(values: Sequence[float] | np.ndarray) -> pa.Array:
@@ -31,3 +34,13 @@ def string_array(values: Sequence[str]) -> pa.Array:
 
 def null_array(length: int, type_: pa.DataType) -> pa.Array:
     return pa.nulls(length, type_)
+
+
+def read_table(path: str | os.PathLike) -> pa.Table:
+    """A Parquet table, or an error naming the file when it is missing, truncated or not Parquet."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise RlpipeError(f"{path} cannot be read ({error}); delete it and rerun to rebuild it") from None

@@ -10,16 +10,15 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import asdict
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from rlpipe.agents.base import Agent
+from rlpipe.arrow import read_table
 from rlpipe.atomic import write_json, write_parquet
-from rlpipe.errors import CheckpointError
+from rlpipe.errors import RlpipeError
 from rlpipe.imports import import_object, object_path
 from rlpipe.paths import InstancePaths
 from rlpipe.provenance import library_versions, utc_now
@@ -123,7 +122,7 @@ def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
         try:
             agent = _load(cls, kwargs, task, paths.progress / _PROGRESS_CHECKPOINT, paths.progress / _PROGRESS_WRITER)
             return agent, int(progress["chunks_done"])
-        except (CheckpointError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
+        except (RlpipeError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
             print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
     shutil.rmtree(paths.progress, ignore_errors=True)
     if from_outputs:
@@ -133,7 +132,7 @@ def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
 
 def _load(cls: type[Agent], kwargs: dict[str, Any], task: FitTask, checkpoint: Path, writer: Path) -> Agent:
     agent = cls.load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
-    agent.writer.load_arrow(pq.read_table(writer))
+    agent.writer.load_arrow(read_table(writer))
     return agent
 
 

@@ -189,28 +189,55 @@ def test_a_different_seed_changes_the_numbers(tmp_path: Path, finished_run: Path
     assert not without_times(ours).equals(without_times(theirs))
 
 
+DELETE = object()  # as a value in BAD_CONFIGS: remove the key
+
+
 def _broken(path: tuple[str, ...], value: object) -> dict:
     config = copy.deepcopy(TINY)
     target = config
     for key in path[:-1]:
         target = target[key]
-    target[path[-1]] = value
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
     return config
 
 
-BAD_CONFIGS = [
-    (("experiments", "ql", "n_fit"), 0, "experiments.ql.n_fit: 0 is less than the minimum of 1"),
-    (("experiments", "ql", "n_fits"), 3, "experiments.ql: unknown key 'n_fits' (did you mean 'n_fit'?)"),
-    (("experiments", "ql", "agent"), "rlpipe.agents.QLearnAgent", "experiments.ql.agent: cannot import"),
-    (("experiments", "rand", "train_env"), "FrozenLake-v9", "did you mean 'FrozenLake-v1'"),
-    (("experiments", "ql", "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
-    (("experiments", "ql", "init_kwargs"), {"learning_rte": 0.1}, "QLearningAgent does not accept 'learning_rte'"),
-    (("experiments", "ql", "train_env"), {"id": "FrozenLake-v1", "kwargs": {"is_slipery": False}},
+QL = ("experiments", "ql")
+BAD_CONFIGS = [  # (where, value, what the message must say)
+    (("sed",), 1, "(top level): unknown key 'sed' (did you mean 'seed'?)"),
+    (("seed",), -1, "seed: -1 is less than the minimum of 0"),
+    (("report", "confidence"), 1.5, "report.confidence: 1.5 is greater than or equal to the maximum of 1"),
+    (("experiments", "q l"), TINY["experiments"]["ql"], "experiments: 'q l' is not a valid name"),
+    ((*QL, "n_fit"), 0, "experiments.ql.n_fit: 0 is less than the minimum of 1"),
+    ((*QL, "n_fit"), 2.0, "experiments.ql.n_fit: 2.0 is not of type 'integer'"),
+    ((*QL, "n_fits"), 3, "experiments.ql: unknown key 'n_fits' (did you mean 'n_fit'?)"),
+    ((*QL, "agent"), DELETE, "experiments.ql: missing required key 'agent'"),
+    ((*QL, "agent"), "rlpipe.agents.QLearnAgent", "experiments.ql.agent: cannot import 'rlpipe.agents.QLearnAgent'"),
+    ((*QL, "agent"), "no_such_package.Agent", "experiments.ql.agent: cannot import 'no_such_package.Agent': no module named"),
+    ((*QL, "agent"), "collections.OrderedDict", "experiments.ql.agent: 'collections.OrderedDict' is not a subclass of"),
+    (("experiments", "rand", "train_env"), "FrozenLake-v9", "experiments.rand.train_env: gymnasium does not know the env id 'FrozenLake-v9'; did you mean 'FrozenLake-v1'"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "constructor": "x:y"}, "experiments.ql.train_env: an env spec needs exactly one of 'id'"),
+    ((*QL, "train_env"), {"constructor": "no_such_package.envs:make"}, "experiments.ql.train_env: cannot import 'no_such_package.envs:make'"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "kwargs": {"is_slipery": False}},
      "experiments.ql.train_env: FrozenLake-v1 does not accept 'is_slipery' (did you mean 'is_slippery'?)"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "wrappers": [{"wrapper": "gymnasium.wrappers:TimeLimit", "kwargs": {"steps": 5}}]},
+     "experiments.ql.train_env: wrapper TimeLimit does not accept 'steps'"),
+    ((*QL, "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
+    ((*QL, "fit_budget"), -5, "experiments.ql.fit_budget: -5 is less than the minimum of 1"),
+    ((*QL, "init_kwargs"), {"learning_rte": 0.1}, "experiments.ql.init_kwargs: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
+    ((*QL, "init_kwargs"), {"seeder": 3}, "experiments.ql.init_kwargs.seeder: is set by rlpipe for each instance"),
+    ((*QL, "init_kwargs"), {"learning_rate": "1e-3"}, "experiments.ql.init_kwargs.learning_rate: '1e-3' was read as a string"),
+    ((*QL, "init_kwargs_per_instance"), [{}], "experiments.ql.init_kwargs_per_instance: has 1 entries but n_fit is 2"),
+    ((*QL, "eval_kwargs"), {"n_simulation": 3}, "experiments.ql.eval_kwargs: unknown key 'n_simulation' (did you mean 'n_simulations'?)"),
+    ((*QL, "eval_kwargs"), {"gamma": 1.5}, "experiments.ql.eval_kwargs.gamma: 1.5 is greater than the maximum of 1"),
+    ((*QL, "writer"), {"style_log": "fancy"}, "experiments.ql.writer.style_log: 'fancy' is not one of"),
+    ((*QL, "learning_curve"), {"xtag": "time"}, "experiments.ql.learning_curve.xtag: 'time' is not one of"),
 ]
 
 
-@pytest.mark.parametrize(("path", "value", "message"), BAD_CONFIGS, ids=[m[:40] for *_, m in BAD_CONFIGS])
+@pytest.mark.parametrize(("path", "value", "message"), BAD_CONFIGS, ids=[m[:60] for *_, m in BAD_CONFIGS])
 def test_bad_config_fails_before_any_job(tmp_path: Path, path: tuple[str, ...], value: object, message: str) -> None:
     sentinel = tmp_path / "results" / "ql" / "summary.json"
     sentinel.parent.mkdir(parents=True)
@@ -253,3 +280,53 @@ def test_a_failing_instance_is_named_and_others_finish(tmp_path: Path) -> None:
     assert (instance_dir(tmp_path, "ql", 0) / "agent.ckpt").is_file()
     assert (tmp_path / "results" / "rand" / "summary.json").is_file()
     assert not (instance_dir(tmp_path, "ql", 1) / "agent.ckpt").exists()
+
+
+def _damaged_copy(finished_run: Path, tmp_path: Path, damage) -> tuple[Path, dict]:
+    """A copy of the finished study with one file damaged, and a snapshot of the other experiment's results."""
+    import shutil
+
+    workdir = tmp_path / "study"
+    shutil.copytree(finished_run, workdir)  # copy2 keeps mtimes, so only the damaged file looks changed
+    damage(workdir / "results" / "ql")
+    return workdir, snapshot(workdir / "results" / "rand")
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def test_a_truncated_checkpoint_fails_evaluation_with_its_name(finished_run: Path, tmp_path: Path) -> None:
+    workdir, others = _damaged_copy(finished_run, tmp_path, lambda ql: _truncate(ql / "instances" / "0" / "agent.ckpt"))
+    result = run_snakemake(workdir, TINY)
+    assert result.returncode != 0
+    log = (workdir / "results" / "ql" / "instances" / "0" / "evaluate.log").read_text()
+    assert "rlpipe evaluate (experiment 'ql', instance 0):" in log and "agent.ckpt is truncated" in log
+    assert snapshot(workdir / "results" / "rand") == others
+
+
+def test_a_checkpoint_from_another_format_version_is_refused(finished_run: Path, tmp_path: Path) -> None:
+    def downgrade(ql: Path) -> None:
+        path = ql / "instances" / "1" / "agent.ckpt"
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        meta = json.loads(str(arrays.pop("__meta__")))
+        meta["format"] = "rlpipe-checkpoint/0"
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays, __meta__=np.array(json.dumps(meta)))
+
+    workdir, others = _damaged_copy(finished_run, tmp_path, downgrade)
+    result = run_snakemake(workdir, TINY)
+    assert result.returncode != 0
+    log = (workdir / "results" / "ql" / "instances" / "1" / "evaluate.log").read_text()
+    assert "has format 'rlpipe-checkpoint/0'; this rlpipe reads 'rlpipe-checkpoint/1'" in log
+    assert snapshot(workdir / "results" / "rand") == others
+
+
+def test_a_truncated_writer_table_fails_aggregation_with_its_name(finished_run: Path, tmp_path: Path) -> None:
+    workdir, others = _damaged_copy(finished_run, tmp_path, lambda ql: _truncate(ql / "instances" / "1" / "writer.parquet"))
+    result = run_snakemake(workdir, TINY)
+    assert result.returncode != 0
+    log = (workdir / "results" / "ql" / "aggregate.log").read_text()
+    assert "instances/1/writer.parquet cannot be read" in log and "experiment 'ql'" in log
+    assert snapshot(workdir / "results" / "rand") == others
