@@ -27,8 +27,6 @@ from rlpipe.tasks import AgentTask, FitTask
 from rlpipe.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
-_PROGRESS_CHECKPOINT = "agent.ckpt"
-_PROGRESS_WRITER = "writer.parquet"
 
 
 def agent_class(task: AgentTask) -> type[Agent]:
@@ -118,9 +116,9 @@ def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
     cls = agent_class(task)
     kwargs = agent_kwargs(task, paths.folder / "agent_output", task.writer_kwargs, shared_data)
     progress = _read_progress(paths.progress)
-    if progress is not None and progress["task_hash"] == task.task_hash():
+    if progress is not None and progress.get("task_hash") == task.task_hash():
         try:
-            agent = _load(cls, kwargs, task, paths.progress / _PROGRESS_CHECKPOINT, paths.progress / _PROGRESS_WRITER)
+            agent = _load(cls, kwargs, task, paths.progress / progress["checkpoint"], paths.progress / progress["writer"])
             return agent, int(progress["chunks_done"])
         except (RlpipeError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
             print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
@@ -144,24 +142,31 @@ def _read_progress(folder: Path) -> dict[str, Any] | None:
 
 
 def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, chunks_done: int, recorded: DefaultWriter) -> None:
-    """Checkpoint and writer data first, then the record that vouches for them: a kill leaves a consistent state.
+    """Save chunk ``chunks_done`` so that a kill at any moment leaves a consistent state to resume from.
 
-    Writer data comes from the agent's DefaultWriter; with a disabled or custom writer, the rows
-    recorded before it was set are kept and no new ones are added.
+    The checkpoint and writer data go to files named after the chunk; then the record that names
+    them replaces the previous one; only then are the previous chunk's files deleted. Writer data
+    comes from the agent's DefaultWriter; with a disabled or custom writer, the rows recorded before
+    it was set are kept and no new ones are added.
     """
     folder = paths.progress
     folder.mkdir(parents=True, exist_ok=True)
-    checkpoint = agent.save(folder / _PROGRESS_CHECKPOINT)
-    if checkpoint != folder / _PROGRESS_CHECKPOINT:
-        raise RuntimeError(f"{type(agent).__name__}.save must write the file it is given, not {checkpoint}")
+    checkpoint, writer_file = folder / f"agent.{chunks_done}.ckpt", folder / f"writer.{chunks_done}.parquet"
+    if agent.save(checkpoint) != checkpoint:
+        raise RuntimeError(f"{type(agent).__name__}.save must write the file it is given ({checkpoint})")
     writer = agent.writer if isinstance(agent.writer, DefaultWriter) else recorded
-    write_parquet(folder / _PROGRESS_WRITER, writer.to_arrow())
-    write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "chunks_done": chunks_done})
+    write_parquet(writer_file, writer.to_arrow())
+    write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "chunks_done": chunks_done,
+                                           "checkpoint": checkpoint.name, "writer": writer_file.name})
+    for stale in folder.iterdir():  # earlier chunks, and temporary files of a killed save
+        if stale.name not in (_PROGRESS_RECORD, checkpoint.name, writer_file.name):
+            stale.unlink(missing_ok=True)
 
 
 def _promote_progress(paths: InstancePaths, record: dict[str, Any]) -> None:
-    os.replace(paths.progress / _PROGRESS_WRITER, paths.writer)
-    os.replace(paths.progress / _PROGRESS_CHECKPOINT, paths.checkpoint)
+    progress = _read_progress(paths.progress)
+    os.replace(paths.progress / progress["writer"], paths.writer)
+    os.replace(paths.progress / progress["checkpoint"], paths.checkpoint)
     write_json(paths.fit_record, record)
     shutil.rmtree(paths.progress, ignore_errors=True)
 

@@ -16,7 +16,7 @@ from rlpipe.agents import QLearningAgent
 from rlpipe.config import validate_study
 from rlpipe.errors import CheckpointError
 from rlpipe.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
-from rlpipe.fitting import agent_kwargs, fit_instance, split_budget
+from rlpipe.fitting import agent_class, agent_kwargs, fit_instance, split_budget
 from rlpipe.paths import InstancePaths
 from rlpipe.rollouts import run_episodes
 from rlpipe.seeding import seed_record
@@ -170,7 +170,29 @@ def interrupt(task, paths: InstancePaths, helpers, after_chunks: int) -> None:
     helpers.FlakyQLearningAgent.fail_after_calls = None
     assert not paths.checkpoint.exists() and not paths.fit_record.exists()
     progress = json.loads((paths.progress / "progress.json").read_text())
-    assert progress == {"task_hash": task.task_hash(), "chunks_done": after_chunks}
+    assert progress == {"task_hash": task.task_hash(), "chunks_done": after_chunks,
+                        "checkpoint": f"agent.{after_chunks}.ckpt", "writer": f"writer.{after_chunks}.parquet"}
+    assert sorted(p.name for p in paths.progress.iterdir()) == sorted(["progress.json", *progress_files(progress)])
+
+
+def progress_files(progress: dict) -> list[str]:
+    return [progress["checkpoint"], progress["writer"]]
+
+
+def test_a_kill_between_the_files_of_a_chunk_resumes_from_the_previous_chunk(tmp_path, helpers):
+    """Chunk 3's checkpoint and writer data are written, the record is not: resume must start after chunk 2."""
+    task = fit_task(make_study(agent=FLAKY), "ql", 0)
+    paths = InstancePaths(tmp_path / "i")
+    interrupt(task, paths, helpers, after_chunks=2)
+    agent = agent_class(task).load(paths.progress / "agent.2.ckpt", **agent_kwargs(task, tmp_path, task.writer_kwargs))
+    agent.fit(task.fit_budget)  # a later state, saved under the next chunk's names as a killed save would leave it
+    agent.save(paths.progress / "agent.3.ckpt")
+    (paths.progress / "writer.3.parquet").write_bytes((paths.progress / "writer.2.parquet").read_bytes())
+    record = fit_instance(task, paths)
+    assert record["resumed_after_chunk"] == 2
+    expected = reference(task, tmp_path)
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
 
 
 def reference(task, tmp_path: Path) -> InstancePaths:
@@ -249,7 +271,7 @@ def test_corrupt_progress_checkpoint_is_discarded(tmp_path, helpers, capsys):
     task = fit_task(make_study(agent=FLAKY), "ql", 0)
     paths = InstancePaths(tmp_path / "i")
     interrupt(task, paths, helpers, after_chunks=2)
-    checkpoint = paths.progress / "agent.ckpt"
+    checkpoint = paths.progress / "agent.2.ckpt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
     capsys.readouterr()
     record = fit_instance(task, paths)
@@ -276,7 +298,7 @@ def test_corrupt_progress_writer_data_is_discarded(tmp_path, helpers):
     task = fit_task(make_study(agent=FLAKY), "ql", 0)
     paths = InstancePaths(tmp_path / "i")
     interrupt(task, paths, helpers, after_chunks=2)
-    (paths.progress / "writer.parquet").write_bytes(b"not parquet" * 10)
+    (paths.progress / "writer.2.parquet").write_bytes(b"not parquet" * 10)
     record = fit_instance(task, paths)
     assert record["resumed_after_chunk"] == 0
 
