@@ -188,19 +188,20 @@ def _check_init_kwargs_values(kwargs: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, str) and _SCIENTIFIC.match(value):
             problems.append(
                 f"{key}: '{value}' was read as a string (YAML 1.1 floats need a dot and a signed exponent: "
-                f"write {_yaml11_float(value)})"
+                f"write {yaml11_float_text(value)})"
             )
     return problems
 
 
-def _yaml11_float(text: str) -> str:
-    """The spelling of ``text`` that a YAML 1.1 loader reads as a float, e.g. '5e4' -> '5.0e+4'."""
-    mantissa, _, exponent = text.lower().partition("e")
+def yaml11_float_text(text: str) -> str:
+    """A decimal number ``text`` spelt so that YAML 1.1 (PyYAML, Snakemake) reads a float: a dot in the
+    mantissa and a signed exponent, e.g. '5e4' -> '5.0e+4', '1e-05' -> '1.0e-05', '0.5' unchanged."""
+    mantissa, e, exponent = text.lower().partition("e")
     if "." not in mantissa:
         mantissa += ".0"
-    if exponent[0] not in "+-":
+    if e and exponent[0] not in "+-":
         exponent = "+" + exponent
-    return f"{mantissa}e{exponent}"
+    return f"{mantissa}{e}{exponent}"
 
 
 def _check_accepted_kwargs(agent_class: type, kwargs: Mapping[str, Any]) -> list[str]:

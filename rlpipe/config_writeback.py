@@ -31,7 +31,7 @@ from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from rlpipe.atomic import write_text
-from rlpipe.config import validate_study
+from rlpipe.config import validate_study, yaml11_float_text
 from rlpipe.errors import ConfigError
 
 # Where a new init_kwargs goes: after the last of these keys present (the order of config/README.md).
@@ -182,13 +182,7 @@ def yaml11_float(value: float) -> str:
         return ".nan"
     if math.isinf(value):
         return ".inf" if value > 0 else "-.inf"
-    text = repr(value)
-    mantissa, e, exponent = text.partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    if e and exponent[0] not in "+-":
-        exponent = "+" + exponent
-    return f"{mantissa}{e}{exponent}"
+    return yaml11_float_text(repr(value))
 
 
 class _Yaml11SafeRepresenter(RoundTripRepresenter):

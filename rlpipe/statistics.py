@@ -15,7 +15,6 @@ import pandas as pd
 STATISTICS = ("mean", "iqm", "median")
 
 CURVE_COLUMNS = ("instance", "x", "value")
-BAND_COLUMNS = ("x", "mean", "ci_low", "ci_high", "n_instances")
 
 
 # ---------------------------------------------------------------------------------------- checks

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from rlpipe import tasks
-from rlpipe.config import Study, load_config_file, validate_study
+from rlpipe.config import Study, config_schema, load_config_file, validate_study
 from rlpipe.errors import ConfigError
 from rlpipe.paths import StudyPaths
 
 PATHS = StudyPaths()
-EXPERIMENT_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+# The experiment wildcard matches exactly the names the schema allows.
+EXPERIMENT_PATTERN = config_schema()["properties"]["experiments"]["propertyNames"]["pattern"].strip("^$")
 
 
 def shell_prefix(workflow: Any) -> str:

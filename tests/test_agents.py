@@ -411,8 +411,14 @@ def test_hyperparameter_validation(cls, kwargs, name):
 
 
 def test_boundary_hyperparameters_are_accepted():
-    QLearningAgent(FL, learning_rate=1.0, gamma=1.0, epsilon_start=0.0, seeder=0)
-    ValueIterationAgent(FL, gamma=0.0, seeder=0)
+    greedy = QLearningAgent(FL, learning_rate=1.0, gamma=1.0, epsilon_start=0.0, epsilon_end=0.0, seeder=0)
+    assert (greedy.learning_rate, greedy.gamma, greedy.epsilon()) == (1.0, 1.0, 0.0)
+    greedy.fit(50)
+    assert greedy.total_env_steps == 50
+    myopic = ValueIterationAgent(FL, gamma=0.0, seeder=0)
+    myopic.fit(5)
+    np.testing.assert_array_equal(myopic.q, myopic.rewards)  # with gamma 0, Q is the expected immediate reward
+    assert myopic.converged
 
 
 @pytest.mark.parametrize("cls", [QLearningAgent, ValueIterationAgent])
