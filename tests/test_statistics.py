@@ -198,6 +198,13 @@ def test_learning_curves_other_xtag() -> None:
     np.testing.assert_allclose(curves["value"], [1.0, 2.0, 3.0])
 
 
+def test_learning_curves_refuses_instances_without_a_common_x_range() -> None:
+    data = pd.concat([_writer_rows(0, np.array([0.0, 1.0]), np.zeros(2)),
+                      _writer_rows(1, np.array([2.0, 3.0]), np.ones(2))], ignore_index=True)
+    with pytest.raises(ValueError, match=r"no common x range \(latest start 2 > earliest end 1\)"):
+        learning_curves(data, "episode_rewards")
+
+
 def test_learning_curves_missing_tag_lists_available_tags() -> None:
     data = pd.concat([_writer_rows(0, np.arange(3.0), np.arange(3.0)),
                       _writer_rows(0, np.arange(3.0), np.arange(3.0), tag="loss")])
