@@ -24,6 +24,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/optimize.smk"
 
 
 rule all:

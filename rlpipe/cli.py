@@ -51,6 +51,38 @@ def _compare(args: argparse.Namespace) -> None:
     compare_experiments(args.summaries, StudyPaths(Path(args.results_dir)))
 
 
+def _optimize_worker(args: argparse.Namespace) -> None:
+    from rlpipe.atomic import write_json
+    from rlpipe.optimization import run_worker
+    from rlpipe.paths import OptimizePaths
+    from rlpipe.tasks import OptimizeTask
+
+    paths = OptimizePaths(Path(args.optimize_dir))
+    record = run_worker(OptimizeTask.from_json(args.task), paths, args.worker)
+    write_json(paths.worker_record(args.worker), record)
+
+
+def _optimize_select(args: argparse.Namespace) -> None:
+    from rlpipe.config_writeback import update_init_kwargs
+    from rlpipe.optimization import summarize_study
+    from rlpipe.paths import OptimizePaths
+    from rlpipe.tasks import OptimizeTask
+
+    task = OptimizeTask.from_json(args.task)
+    record = summarize_study(task, OptimizePaths(Path(args.optimize_dir)))
+    counts = ", ".join(f"{n} {state}" for state, n in record["trials"].items())
+    print(f"rlpipe: '{task.experiment}': best trial {record['best_trial']} scored {record['best_value']:.6g} ({counts})")
+    if record["first_error"]:
+        print(f"rlpipe: '{task.experiment}': {record['first_error']}")
+    if args.config:
+        result = update_init_kwargs(args.config, task.experiment, record["init_kwargs"])
+        if result.changed:
+            print(f"rlpipe: wrote the best init_kwargs of '{task.experiment}' into {args.config} "
+                  f"(backup: {result.backup}):\n{result.diff}")
+        else:
+            print(f"rlpipe: {args.config} already holds the best init_kwargs of '{task.experiment}'")
+
+
 def _validate(args: argparse.Namespace) -> None:
     from rlpipe.config import load_config_file, validate_study
 
@@ -67,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
         stage.add_argument("--task", required=True, help="the task as JSON")
         stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.paths)")
         stage.set_defaults(handler=handler)
+    worker = stages.add_parser("optimize-worker", help="run trials of an experiment's hyperparameter study")
+    worker.add_argument("--task", required=True, help="the optimize task as JSON")
+    worker.add_argument("--worker", required=True, type=int, help="index of this worker")
+    worker.add_argument("--optimize-dir", required=True, help="the experiment's optimize folder")
+    worker.set_defaults(handler=_optimize_worker)
+    select = stages.add_parser("optimize-select", help="summarize a study and write its best init_kwargs")
+    select.add_argument("--task", required=True, help="the optimize task as JSON")
+    select.add_argument("--optimize-dir", required=True, help="the experiment's optimize folder")
+    select.add_argument("--config", help="config file whose init_kwargs receive the best values")
+    select.set_defaults(handler=_optimize_select)
     compare = stages.add_parser("compare", help="compare experiments from their summary.json files")
     compare.add_argument("--results-dir", required=True)
     compare.add_argument("summaries", nargs="+")

@@ -76,6 +76,19 @@ def validate_study(config: Mapping[str, Any]) -> Study:
     return Study(seed=filled["seed"], report=filled["report"], experiments=filled["experiments"])
 
 
+def optimize_section_problems(section: dict[str, Any], agent_class: type,
+                              init_kwargs_per_instance: list[dict[str, Any]] | None) -> list[str]:
+    """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics.
+    ``section`` gets its defaults filled in."""
+    from rlpipe.optimization import settings_problems
+
+    schema = {"$ref": "#/$defs/experiment/properties/optimize", "$defs": _schema()["$defs"]}
+    errors = sorted(_validator_class()(schema).iter_errors(section), key=_error_sort_key)
+    if errors:
+        return [_format_schema_error(e) for e in errors]
+    return settings_problems(section, agent_class, init_kwargs_per_instance)
+
+
 def config_schema() -> dict[str, Any]:
     """The whole config schema (ExperimentManager takes its defaults from it)."""
     return _schema()
@@ -104,7 +117,7 @@ def _validator_class() -> type:
     def properties_with_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator[Any]:
         if isinstance(instance, dict):
             for key, subschema in properties.items():
-                if "default" in subschema and key not in instance:
+                if isinstance(subschema, dict) and "default" in subschema and key not in instance:
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
@@ -159,6 +172,10 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
     else:
         for where, kwargs in all_kwargs:
             problems += [f"{where}: {p}" for p in _check_accepted_kwargs(agent_class, kwargs)]
+        if "optimize" in experiment:
+            from rlpipe.optimization import settings_problems
+
+            problems += [f"optimize.{p}" for p in settings_problems(experiment["optimize"], agent_class, per_instance)]
     for key in ("train_env", "eval_env"):
         if key in experiment:
             try:

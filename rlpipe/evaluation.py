@@ -25,31 +25,32 @@ def load_instance_agent(task: AgentTask, checkpoint: str | Path) -> Agent:
 
 
 def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
-    """Run ``n_simulations`` episodes of at most ``eval_horizon`` steps on the agent's eval env.
-
-    Agents with a ``policy`` are rolled out here, giving return, discounted return and length per
-    episode. Other agents are scored by one ``agent.eval(n_simulations=1, ...)`` call per episode,
-    which gives only the discounted return (the other columns are null).
-    """
+    """Run ``n_simulations`` episodes of at most ``eval_horizon`` steps on the agent's eval env, one row each."""
     seeds = task.episode_seeds
-    horizon, gamma = task.eval_kwargs["eval_horizon"], task.eval_kwargs["gamma"]
-    if _has_policy(agent):
-        episodes = run_episodes(agent.policy, agent.eval_env, seeds, horizon, gamma)
-        returns, lengths = episodes["return"], episodes["length"]
-        discounted = episodes["discounted_return"]
-    else:
-        discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
-        returns, lengths = None, None
+    episodes = agent_episodes(agent, seeds, task.eval_kwargs["eval_horizon"], task.eval_kwargs["gamma"])
     n = len(seeds)
     columns = [
         int64_array(np.full(n, task.instance)),
         int64_array(np.arange(n)),
         int64_array(seeds),
-        float64_array(returns) if returns is not None else null_array(n, pa.float64()),
-        float64_array(discounted),
-        int64_array(lengths) if lengths is not None else null_array(n, pa.int64()),
+        float64_array(episodes["return"]) if episodes["return"] is not None else null_array(n, pa.float64()),
+        float64_array(episodes["discounted_return"]),
+        int64_array(episodes["length"]) if episodes["length"] is not None else null_array(n, pa.int64()),
     ]
     return pa.Table.from_arrays(columns, names=list(EPISODE_COLUMNS))
+
+
+def agent_episodes(agent: Agent, seeds: np.ndarray, horizon: int, gamma: float) -> dict[str, np.ndarray | None]:
+    """Return, discounted return and length of one episode per reset seed.
+
+    Agents with a ``policy`` are rolled out here. Other agents are scored by one
+    ``agent.eval(n_simulations=1, ...)`` call per episode, which gives only the discounted return
+    (the other entries are None).
+    """
+    if _has_policy(agent):
+        return run_episodes(agent.policy, agent.eval_env, seeds, horizon, gamma)
+    discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
+    return {"return": None, "discounted_return": discounted, "length": None}
 
 
 def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path) -> pa.Table:

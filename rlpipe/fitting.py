@@ -11,7 +11,6 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +33,13 @@ def agent_class(task: AgentTask) -> type[Agent]:
 
 
 def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None,
-                 shared_data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Constructor kwargs of the instance's agent: env, eval env, seed, then the user's init_kwargs."""
+                 shared_data: dict[str, Any] | None = None, seeder: Any = None) -> dict[str, Any]:
+    """Constructor kwargs of the instance's agent: env, eval env, seed (default: the instance's fit
+    stream), then the user's init_kwargs."""
     kwargs = {
         "env": task.train_env,
         "eval_env": task.eval_env,
-        "seeder": task.instance_seed,
+        "seeder": task.instance_seed if seeder is None else seeder,
         "output_dir": output_dir,
         "_execution_metadata": task.instance,
         **({"_thread_shared_data": shared_data} if shared_data is not None else {}),
@@ -98,7 +98,7 @@ def fit_instance(
         "total_env_steps": agent.total_env_steps,
         "root_seed": task.root_seed,
         "instance_seed": seed_record(task.instance_seed),
-        "task": _task_record(task),
+        "task": task.record(),
         "task_hash": task.task_hash(),
         "versions": library_versions(),
         "started": started,
@@ -169,8 +169,3 @@ def _promote_progress(paths: InstancePaths, record: dict[str, Any]) -> None:
     os.replace(paths.progress / progress["checkpoint"], paths.checkpoint)
     write_json(paths.fit_record, record)
     shutil.rmtree(paths.progress, ignore_errors=True)
-
-
-def _task_record(task: AgentTask) -> dict[str, Any]:
-    """The task as JSON-able data (classes and callables of the Python API become import paths)."""
-    return json.loads(json.dumps(asdict(task), default=lambda o: object_path(o) if callable(o) else repr(o)))

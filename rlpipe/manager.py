@@ -41,6 +41,7 @@ from rlpipe.imports import import_object, object_path
 from rlpipe.logs import configure_logging, default_level
 from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
 from rlpipe.paths import ExperimentPaths
+from rlpipe.search_space import tuned_keys
 from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
 from rlpipe.writer import summary_writer_class
 
@@ -352,12 +353,54 @@ class ExperimentManager:
                              sampler_method: str = "optuna_default", pruner_method: str = "halving",
                              continue_previous: bool = False, fit_fraction: float = 1.0,
                              sampler_kwargs: dict[str, Any] | None = None, disable_evaluation_writers: bool = True,
-                             custom_eval_function: Callable[[list[Agent]], float] | None = None) -> dict[str, Any]:
-        """Tune ``init_kwargs`` with Optuna (not available yet: it comes with the hyperparameter-optimization feature)."""
-        raise NotImplementedError(
-            "optimize_hyperparams is not implemented yet: it arrives with the hyperparameter-optimization "
-            "feature (the `optimize` rule and this method share one implementation); see the README's roadmap"
+                             custom_eval_function: Callable[[list[Agent]], float] | None = None,
+                             search_space: dict[str, Any] | None = None, storage: str | None = None) -> dict[str, Any]:
+        """Tune ``init_kwargs`` with Optuna, on the same code as the pipeline's ``optimize`` target.
+
+        Runs ``n_trials`` trials (more, on top of the stored ones, with ``continue_previous``; else the
+        study starts over) on ``n_optuna_workers`` threads or processes (``optuna_parallelization``),
+        each worker starting no new trial after ``timeout`` seconds. Each trial fits ``n_fit`` instances
+        seeded from the trial number and scores them with their mean evaluation return (``eval_kwargs``)
+        or ``custom_eval_function(agents)``. The search space is ``search_space`` (the config's
+        declarative form) or the agent's ``sample_parameters``. The study is stored in
+        ``<output_dir>/optimize/journal.log`` or ``storage`` (an Optuna storage URL), beside
+        ``best_init_kwargs.yaml``, ``trials.parquet`` and the history and importance plots.
+
+        Returns the best init kwargs and merges them into ``init_kwargs``. The fitted instances are
+        deleted (they were fitted with other parameters): call :meth:`fit` next. Raises
+        :class:`rlpipe.optimization.OptimizationError` naming the first error if no trial completed.
+        """
+        from rlpipe import optimization
+
+        _check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
+        settings = {"n_fit": n_fit, "sampler_method": sampler_method, "sampler_kwargs": dict(sampler_kwargs or {}),
+                    "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space}
+        _check_optimize_settings(settings, {"n_trials": n_trials, "timeout": timeout, "n_optuna_workers": n_optuna_workers,
+                                            "storage": storage}, self.agent_class, self.init_kwargs_per_instance)
+        tuned = set(tuned_keys(self.agent_class, search_space))
+        task = tasks.OptimizeTask(
+            experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), agent=self.agent_class,
+            train_env=self.train_env, eval_env=self._eval_env,
+            init_kwargs={k: v for k, v in self.init_kwargs.items() if k not in tuned},
+            init_kwargs_per_instance=self.init_kwargs_per_instance, fit_budget=self.fit_budget, fit_kwargs=self.fit_kwargs,
+            eval_kwargs=self.eval_kwargs, allow_pickle=self.allow_pickle, settings=settings, n_trials=n_trials,
+            timeout=timeout, n_optuna_workers=n_optuna_workers, storage=storage, custom_eval_function=custom_eval_function,
+            writer_kwargs=None if disable_evaluation_writers else self._writer_kwargs(),
         )
+        self._claim_output_dir()
+        paths = self.paths.optimize
+        if not continue_previous:
+            optimization.delete_study(task, paths)
+        target = optimization.stored_trial_count(task, paths) + n_trials
+        jobs = [_OptimizeJob(task, paths, worker, target, self.thread_shared_data, self.worker_logging_level)
+                for worker in range(n_optuna_workers)]
+        self._run(_run_optimize_job, jobs, optuna_parallelization)
+        record = optimization.summarize_study(task, paths)
+        self.best_hyperparams = dict(record["init_kwargs"])
+        self.init_kwargs.update(self.best_hyperparams)
+        self.clear_handlers()
+        self.save()
+        return dict(self.best_hyperparams)
 
     # ------------------------------------------------------------------ internals
     def _stream(self, stream: Stream, index: int) -> np.random.SeedSequence:
@@ -405,11 +448,12 @@ class ExperimentManager:
             )
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
-    def _run(self, function: Callable[[Any], Any], jobs: list[Any]) -> list[Any]:
-        """Run ``function`` on every job, in order of the jobs: inline, in threads, or in processes."""
+    def _run(self, function: Callable[[Any], Any], jobs: list[Any], parallelization: str | None = None) -> list[Any]:
+        """Run ``function`` on every job, in order of the jobs: inline, in threads, or in processes
+        (``parallelization``, default the manager's)."""
         if len(jobs) == 1:
             return [function(jobs[0])]
-        if self.parallelization == "thread":
+        if (parallelization or self.parallelization) == "thread":
             with ThreadPoolExecutor(self.max_workers) as pool:
                 return list(pool.map(function, jobs))
         _check_spawn_safe(self.mp_context)
@@ -451,6 +495,33 @@ def _run_fit_job(job: _FitJob) -> dict[str, Any]:
                             shared_data=job.shared_data)
     except Exception as error:
         raise RuntimeError(f"fitting instance {job.task.instance} of '{job.task.experiment}' failed: {error}") from error
+
+
+class _OptimizeJob:
+    """What one optimisation worker needs (picklable with cloudpickle, custom_eval_function included)."""
+
+    def __init__(self, task: tasks.OptimizeTask, paths: Any, worker: int, n_trials: int,
+                 shared_data: dict[str, Any] | None, logging_level: int | str) -> None:
+        self.task, self.paths, self.worker, self.n_trials = task, paths, worker, n_trials
+        self.shared_data, self.logging_level = shared_data, logging_level
+
+
+def _run_optimize_job(job: _OptimizeJob) -> dict[str, Any]:
+    from rlpipe.optimization import run_worker
+
+    configure_logging(job.logging_level)
+    return run_worker(job.task, job.paths, job.worker, job.n_trials, job.shared_data)
+
+
+def _check_optimize_settings(settings: dict[str, Any], run: dict[str, Any], agent_class: type[Agent],
+                             init_kwargs_per_instance: list[dict[str, Any]] | None) -> None:
+    """The pipeline's checks of an ``optimize`` section (schema, then semantics), as one ValueError."""
+    from rlpipe.config import optimize_section_problems
+
+    section = {**{k: v for k, v in settings.items() if v is not None}, **run}
+    problems = optimize_section_problems(section, agent_class, init_kwargs_per_instance)
+    if problems:
+        raise ValueError("invalid optimize_hyperparams arguments:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _run_pickled(payload: bytes) -> Any:

@@ -49,6 +49,57 @@ class InstancePaths:
 
 
 @dataclass(frozen=True)
+class OptimizePaths:
+    """Files of an experiment's hyperparameter study (``<experiment>/optimize/``)."""
+
+    folder: Path
+
+    @property
+    def journal(self) -> Path:
+        """Optuna journal storage of the study (default storage; not a Snakemake output, so it is kept)."""
+        return self.folder / "journal.log"
+
+    @property
+    def study_lock(self) -> Path:
+        """Held while a worker counts trials and asks for a new one, so the total is exact."""
+        return self.folder / "study.lock"
+
+    def running_lock(self, trial: int) -> Path:
+        """Held by the worker running ``trial``: a free lock on a running trial means its worker died."""
+        return self.folder / "running" / f"{trial}.lock"
+
+    def trial_folder(self, trial: int) -> Path:
+        """Output dir of the trial's agents, deleted when the trial ends."""
+        return self.folder / "trials" / str(trial)
+
+    def worker_record(self, worker: int | str) -> Path:
+        return self.folder / "workers" / f"{worker}.json"
+
+    def worker_log(self, worker: int | str) -> Path:
+        return self.folder / "workers" / f"{worker}.log"
+
+    @property
+    def best_init_kwargs(self) -> Path:
+        return self.folder / "best_init_kwargs.yaml"
+
+    @property
+    def trials(self) -> Path:
+        return self.folder / "trials.parquet"
+
+    @property
+    def history_plot(self) -> Path:
+        return self.folder / "history.png"
+
+    @property
+    def importance_plot(self) -> Path:
+        return self.folder / "importance.png"
+
+    @property
+    def select_log(self) -> Path:
+        return self.folder / "select.log"
+
+
+@dataclass(frozen=True)
 class ExperimentPaths:
     """Files of one experiment."""
 
@@ -80,6 +131,10 @@ class ExperimentPaths:
     @property
     def aggregate_log(self) -> Path:
         return self.folder / "aggregate.log"
+
+    @property
+    def optimize(self) -> OptimizePaths:
+        return OptimizePaths(self.folder / "optimize")
 
 
 @dataclass(frozen=True)

@@ -254,3 +254,41 @@ def comparison_figure(summary: pd.DataFrame, per_instance: pd.DataFrame) -> Figu
                   ncols=len(order), frameon=False)
     figure.suptitle(title)
     return figure
+
+
+# ------------------------------------------------------------------------- hyperparameter studies
+def optimization_history_figure(trials: pd.DataFrame, title: str) -> Figure:
+    """Each trial's score by trial number (completed and pruned apart) and the best score so far."""
+    _require_columns(trials, ("number", "value", "state"), "trials")
+    complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
+    if complete.empty:
+        return _no_data_figure(title)
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    axes.scatter(complete["number"], complete["value"], s=18, color=MEAN_COLOR, zorder=3, label="completed trial")
+    pruned = trials[(trials["state"] == "PRUNED") & trials["value"].notna()]
+    if not pruned.empty:
+        axes.scatter(pruned["number"], pruned["value"], s=18, marker="x", color=INSTANCE_COLOR, zorder=2,
+                     label="pruned trial (last reported score)")
+    axes.step(complete["number"], complete["value"].cummax(), where="post", color=IQM_COLOR, label="best so far")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("score")
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best", frameon=False)
+    return figure
+
+
+def importance_figure(importances: dict[str, float], title: str) -> Figure:
+    """Horizontal bars of each parameter's importance (normalized to sum to 1)."""
+    if not importances:
+        return _no_data_figure(title)
+    names = list(importances)[::-1]  # most important at the top
+    figure = Figure(figsize=(6.4, 1.2 + 0.4 * len(names)), layout="constrained")
+    axes = figure.add_subplot()
+    axes.barh(names, [importances[name] for name in names], color=MEAN_COLOR)
+    axes.set_xlabel("importance for reaching the best scores (PED-ANOVA, sums to 1)")
+    axes.set_xlim(0.0, 1.0)
+    axes.set_title(title)
+    axes.grid(True, axis="x", alpha=0.3)
+    return figure

@@ -14,9 +14,14 @@ from typing import Any
 import numpy as np
 
 from rlpipe.config import Study
+from rlpipe.errors import ConfigError
 from rlpipe.envs import describe_env
 from rlpipe.provenance import canonical_json, stable_hash
-from rlpipe.seeding import Stream, experiment_stream, seed_from_record, seed_record
+from rlpipe.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
+
+
+# The optimize settings that define a study (the others say how much of it to run).
+STUDY_SETTINGS = ("n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space")
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,14 @@ class _Task:
     def from_json(cls, text: str) -> "_Task":
         return cls(**json.loads(text))
 
+    def record(self) -> dict[str, Any]:
+        """The task as JSON data; classes and callables (Python API) are named by their import path."""
+        from rlpipe.imports import object_path
+
+        return json.loads(json.dumps(asdict(self), default=lambda o: object_path(o) if callable(o) else repr(o)))
+
     def task_hash(self) -> str:
-        return stable_hash(asdict(self))
+        return stable_hash(self.record())
 
     def stream(self, stream: Stream, index: int) -> np.random.SeedSequence:
         return experiment_stream(seed_from_record(self.root_seed), self.experiment, stream, index)
@@ -69,8 +80,7 @@ class EvalTask(AgentTask):
     @property
     def episode_seeds(self) -> np.ndarray:
         """Reset seed of each evaluation episode; a prefix is stable when n_simulations grows."""
-        words = self.stream(Stream.EVAL, self.instance).generate_state(self.eval_kwargs["n_simulations"])
-        return (words >> 1).astype(np.int64)
+        return episode_seeds(self.stream(Stream.EVAL, self.instance), self.eval_kwargs["n_simulations"])
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,58 @@ class AggregateTask(_Task):
     @property
     def statistics_seed(self) -> np.random.SeedSequence:
         return self.stream(Stream.STATISTICS, 0)
+
+
+@dataclass(frozen=True)
+class OptimizeTask(_Task):
+    """What the workers of one hyperparameter study share.
+
+    ``init_kwargs`` are the shared init kwargs minus the tuned ones, so writing the best values back
+    into the config leaves the task unchanged. ``settings`` holds what defines the study (n_fit,
+    sampler, pruner, fit_fraction, search_space); ``n_trials``, ``timeout`` and the number of
+    workers only say how much of it to run, so they are left out of :meth:`identity`.
+    """
+
+    agent: Any
+    train_env: Any
+    eval_env: Any
+    init_kwargs: dict[str, Any]
+    init_kwargs_per_instance: list[dict[str, Any]] | None
+    fit_budget: int
+    fit_kwargs: dict[str, Any]
+    eval_kwargs: dict[str, Any]
+    allow_pickle: bool
+    settings: dict[str, Any]
+    n_trials: int
+    timeout: float | None
+    n_optuna_workers: int
+    storage: str | None
+    # Python API only: scoring by a callable, and trial writers
+    custom_eval_function: Any = None
+    writer_kwargs: dict[str, Any] | None = None
+
+    _RUN_FIELDS = ("n_trials", "timeout", "n_optuna_workers", "storage")
+
+    def identity(self) -> str:
+        """Hash of everything that changes what a trial computes: a different identity is a different study."""
+        return stable_hash({k: v for k, v in self.record().items() if k not in self._RUN_FIELDS})
+
+    @property
+    def study_name(self) -> str:
+        return f"{self.experiment}-{self.identity()[:12]}"
+
+    def trial_seed(self, trial: int, instance: int, purpose: int) -> np.random.SeedSequence:
+        """Seed of instance ``instance`` of trial ``trial``: purpose 0 fits it, 1 seeds its evaluation episodes."""
+        return keyed_child(self.stream(Stream.OPTIMIZE, 0), int(trial), int(instance), int(purpose))
+
+    @property
+    def sampler_seed(self) -> np.random.SeedSequence:
+        return self.stream(Stream.OPTIMIZE, 1)
+
+
+def episode_seeds(seed: np.random.SeedSequence, n: int) -> np.ndarray:
+    """``n`` non-negative int64 reset seeds drawn from ``seed``; a prefix is stable when ``n`` grows."""
+    return (seed.generate_state(n) >> 1).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------- from a study
@@ -114,6 +176,33 @@ def aggregate_task(study: Study, experiment: str) -> AggregateTask:
         learning_curve=spec["learning_curve"],
         report=study.report,
         instances=list(range(spec["n_fit"])),
+    )
+
+
+def optimize_task(study: Study, experiment: str) -> OptimizeTask:
+    """The task of an experiment's ``optimize`` section (a ConfigError if it has none)."""
+    from rlpipe.imports import import_object
+    from rlpipe.search_space import tuned_keys
+
+    spec = study.experiment(experiment)
+    if "optimize" not in spec:
+        raise ConfigError(f"experiment '{experiment}' has no 'optimize' section: add one to tune it")
+    settings = dict(spec["optimize"])
+    tuned = set(tuned_keys(import_object(spec["agent"]), settings.get("search_space")))
+    return OptimizeTask(
+        experiment=experiment,
+        root_seed=_root(study),
+        agent=spec["agent"],
+        train_env=spec["train_env"],
+        eval_env=spec.get("eval_env", spec["train_env"]),
+        init_kwargs={k: v for k, v in spec["init_kwargs"].items() if k not in tuned},
+        init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
+        fit_budget=spec["fit_budget"],
+        fit_kwargs=spec["fit_kwargs"],
+        eval_kwargs=spec["eval_kwargs"],
+        allow_pickle=spec["allow_pickle"],
+        settings={k: settings.get(k) for k in STUDY_SETTINGS},
+        **{k: settings[k] for k in OptimizeTask._RUN_FIELDS},
     )
 
 

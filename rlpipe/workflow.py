@@ -65,6 +65,32 @@ def aggregate_task_json(study: Study, experiment: str) -> str:
     return tasks.aggregate_task(study, experiment).to_json()
 
 
+def optimize_task_json(study: Study, experiment: str) -> str:
+    return tasks.optimize_task(study, experiment).to_json()
+
+
+def optimize_worker_files(study: Study, experiment: str) -> list[str]:
+    """The records of the experiment's ``n_optuna_workers`` worker jobs."""
+    paths = PATHS.experiment(experiment).optimize
+    return [str(paths.worker_record(k)) for k in range(tasks.optimize_task(study, experiment).n_optuna_workers)]
+
+
+def optimize_outputs(study: Study) -> list[str]:
+    """What the ``optimize`` target builds: the best init kwargs of every experiment with an ``optimize`` section."""
+    return [str(PATHS.experiment(name).optimize.best_init_kwargs) for name, spec in study.experiments.items()
+            if "optimize" in spec]
+
+
+def writeback_config_file(configfiles: Sequence[str], experiment: str) -> str:
+    """The config file the best init kwargs of ``experiment`` go into: the last one in use that defines it."""
+    for path in reversed([str(f) for f in configfiles]):
+        experiments = (load_config_file(path).get("experiments") or {})
+        if isinstance(experiments, dict) and experiment in experiments:
+            return path
+    raise ConfigError(f"no config file in use ({', '.join(map(str, configfiles)) or 'none'}) defines experiment "
+                      f"'{experiment}', so its tuned init_kwargs have nowhere to go")
+
+
 def instance_files(study: Study, experiment: str, kind: str) -> list[str]:
     """``kind`` (an InstancePaths attribute) of every instance of ``experiment``."""
     paths = PATHS.experiment(experiment)

@@ -805,12 +805,6 @@ def test_to_config_refuses_what_a_config_cannot_name(tmp_path) -> None:
 
 
 # ============================================================================================ misc
-def test_optimize_hyperparams_is_not_implemented_yet(tmp_path) -> None:
-    manager = make(tmp_path)
-    with pytest.raises(NotImplementedError, match="not implemented yet.*README"):
-        manager.optimize_hyperparams(n_trials=2)
-
-
 def test_thread_shared_data_is_shared_between_threads(tmp_path) -> None:
     shared: dict = {"seen": []}
     manager = make(tmp_path, agent_class=ProbeAgent, n_fit=3, fit_budget=20, thread_shared_data=shared)

@@ -9,3 +9,4 @@ EXPERIMENT = RESULTS.experiment("{experiment}")
 wildcard_constraints:
     experiment=rw.EXPERIMENT_PATTERN,
     instance=r"\d+",
+    worker=r"\d+",

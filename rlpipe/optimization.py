@@ -1,0 +1,441 @@
+"""Hyperparameter optimisation: one Optuna study shared by any number of worker processes.
+
+Both drivers run the same code: each Snakemake ``optimize_worker`` job (or each thread/process of
+``ExperimentManager.optimize_hyperparams``) calls :func:`run_worker` on the study, then
+:func:`summarize_study` writes the best init kwargs, the trials table and the plots.
+
+What makes a study trustworthy here:
+
+- **Reproducible trials.** Instance ``j`` of trial ``t`` is seeded from (root seed, experiment, t, j)
+  only, so :func:`trial_score` replays any trial exactly. The sampler is rebuilt for every trial with a
+  seed derived from the trial number (:class:`TrialSeededSampler`): one worker proposes the same
+  trials every time; with several, random search still does, while model-based samplers (TPE,
+  CMA-ES) also depend on which trials had finished when a trial was asked for.
+- **An exact total.** ``n_trials`` counts every trial of the study, whoever runs it: a worker counts
+  and asks under a file lock (``study.lock``), so two workers never both take the last trial.
+- **Resumable.** The study lives in an Optuna journal file (or any storage URL) under a name derived
+  from everything that changes what a trial computes; a later run with the same settings adds trials
+  to it. A trial whose worker was killed (its ``running/<n>.lock`` is free) is marked failed with
+  ``interrupted`` set, and does not count towards the total.
+- **Visible failures.** A trial that raises is recorded as failed with its error; workers give up
+  when :data:`FAILURES_BEFORE_GIVING_UP` trials failed and none completed, and a study without a
+  completed trial is an error that shows the first failure, never an empty result.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from filelock import FileLock, Timeout
+from optuna.samplers import BaseSampler, GridSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from rlpipe.agents.base import Agent
+from rlpipe.errors import RlpipeError
+from rlpipe.evaluation import agent_episodes
+from rlpipe.fitting import agent_class, agent_kwargs
+from rlpipe.paths import OptimizePaths
+from rlpipe.provenance import library_versions, utc_now
+from rlpipe.search_space import check_dimension, defines_sample_parameters, grid_problems, grid_values, sample_init_kwargs
+from rlpipe.seeding import keyed_child, seed_record
+from rlpipe.signatures import accepted_keywords, rejected_keywords
+from rlpipe.tasks import AgentTask, OptimizeTask, episode_seeds
+
+FAILURES_BEFORE_GIVING_UP = 3
+SAMPLER_CLASSES = {"optuna_default": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler"}
+PRUNER_METHODS = ("halving", "median", "none")
+_INTERRUPTED = "interrupted"
+_ERROR = "error"
+_INIT_KWARGS = "init_kwargs"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # rlpipe prints one line per trial itself
+
+
+class OptimizationError(RlpipeError):
+    """The study produced no usable result (every trial failed, or none completed)."""
+
+
+# ---------------------------------------------------------------------------------------------- settings
+def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_space: Mapping[str, Any] | None) -> list[str]:
+    """What is wrong with a sampler's settings, checked before any trial runs."""
+    if method not in SAMPLER_CLASSES:
+        return [f"sampler_method: '{method}' is not one of {', '.join(SAMPLER_CLASSES)}"]
+    problems = []
+    if "seed" in sampler_kwargs:
+        problems.append("sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's seed (set `seed` instead)")
+    explicit_grid = method == "grid" and "search_space" in sampler_kwargs
+    others = [key for key in sampler_kwargs if key != "seed" and not (explicit_grid and key == "search_space")]
+    sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
+    problems += [f"sampler_kwargs: {p}" for p in rejected_keywords(sampler.__name__, others, accepted_keywords(sampler))]
+    if method == "grid" and not explicit_grid:
+        problems += grid_problems(search_space)
+    return problems
+
+
+def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],
+                      init_kwargs_per_instance: list[dict[str, Any]] | None) -> list[str]:
+    """What is wrong with an experiment's optimize settings, as ``<key>: <problem>`` lines (the schema
+    has already checked types and ranges)."""
+    from rlpipe.config import RESERVED_INIT_KWARGS
+
+    search_space = settings.get("search_space")
+    problems = []
+    if search_space:
+        per_instance_keys = {key for kwargs in init_kwargs_per_instance or [] for key in kwargs}
+        for name, dimension in search_space.items():
+            problems += [f"search_space.{name}: {p}" for p in check_dimension(dimension)]
+            if name in RESERVED_INIT_KWARGS:
+                problems.append(f"search_space.{name}: is set by rlpipe for each instance and cannot be tuned")
+            elif name in per_instance_keys:
+                problems.append(f"search_space.{name}: is set per instance in init_kwargs_per_instance, so it cannot be tuned")
+        accepted = accepted_keywords(agent_class)
+        problems += [f"search_space: {p}" for p in rejected_keywords(agent_class.__name__, search_space, accepted)]
+    elif not defines_sample_parameters(agent_class):
+        problems.append(f"search_space: missing, and {agent_class.__name__} does not define sample_parameters(trial); "
+                        "give the parameters to tune here")
+    return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
+
+
+def _grid(settings: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The grid sampler's grid: ``sampler_kwargs["search_space"]`` (rlberry's way) or the declarative search space."""
+    explicit = settings["sampler_kwargs"].get("search_space")
+    return {k: list(v) for k, v in explicit.items()} if explicit else grid_values(settings["search_space"])
+
+
+def _sampler_factory(settings: Mapping[str, Any]) -> Callable[[int], BaseSampler]:
+    method = settings["sampler_method"]
+    kwargs = {k: v for k, v in settings["sampler_kwargs"].items() if k != "search_space"}
+    sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
+    if method == "grid":
+        grid = _grid(settings)
+        return lambda seed: GridSampler(grid, seed=seed, **kwargs)
+    if method == "cmaes":
+        kwargs.setdefault("warn_independent_sampling", False)  # categorical dimensions are sampled at random, by design
+    return lambda seed: sampler(seed=seed, **kwargs)
+
+
+def make_pruner(method: str) -> optuna.pruners.BasePruner:
+    """Successive halving as rlberry configures it, the median rule, or no pruning."""
+    if method == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=4, min_early_stopping_rate=0)
+    if method == "median":
+        return optuna.pruners.MedianPruner()
+    if method == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"pruner_method must be one of {', '.join(PRUNER_METHODS)}, got {method!r}")
+
+
+class TrialSeededSampler(BaseSampler):
+    """Delegates each trial to a fresh sampler seeded from (study seed, trial number).
+
+    Optuna's samplers draw from one generator per process, so which proposals a trial gets would
+    depend on how many trials that process ran before and on how trials were spread over workers.
+    Rebuilding the sampler per trial makes a trial's proposal a function of its number and of the
+    study's finished trials only.
+    """
+
+    def __init__(self, factory: Callable[[int], BaseSampler], seed: np.random.SeedSequence) -> None:
+        self._factory, self._seed = factory, seed
+        self._samplers: dict[int, BaseSampler] = {}
+        self._lock = threading.Lock()
+
+    def _for(self, trial: FrozenTrial) -> BaseSampler:
+        with self._lock:
+            if trial.number not in self._samplers:
+                seed = int(keyed_child(self._seed, trial.number).generate_state(1)[0])
+                self._samplers[trial.number] = self._factory(seed)
+            return self._samplers[trial.number]
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: Any) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        with self._lock:
+            sampler = self._samplers.pop(trial.number, None)
+        # GridSampler's after_trial only stops an optimize() loop once the grid is done; workers cap
+        # the trial count at the grid size instead (Study.stop cannot be called outside optimize()).
+        if sampler is not None and not isinstance(sampler, GridSampler):
+            sampler.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing to reseed: every trial's seed comes from its number."""
+
+
+def trial_cap(task: OptimizeTask, n_trials: int) -> int:
+    """``n_trials``, or the grid's size if smaller (the grid sampler has nothing new to propose after it)."""
+    if task.settings["sampler_method"] != "grid":
+        return n_trials
+    return min(n_trials, math.prod(len(values) for values in _grid(task.settings).values()))
+
+
+# ---------------------------------------------------------------------------------------------- study
+def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
+    """The task's study in its storage, created on first use (call under the study lock)."""
+    sampler = TrialSeededSampler(_sampler_factory(task.settings), task.sampler_seed)
+    study = optuna.create_study(storage=_storage(task, paths), study_name=task.study_name, direction="maximize",
+                                sampler=sampler, pruner=make_pruner(task.settings["pruner_method"]), load_if_exists=True)
+    if "task" not in study.user_attrs:
+        study.set_user_attr("task", {k: v for k, v in task.record().items() if k not in task._RUN_FIELDS})
+        study.set_user_attr("versions", library_versions())
+    return study
+
+
+def delete_study(task: OptimizeTask, paths: OptimizePaths) -> bool:
+    """Delete the task's study from its storage, if there is one (to start over)."""
+    with FileLock(_study_lock(paths)):
+        try:
+            optuna.delete_study(study_name=task.study_name, storage=_storage(task, paths))
+        except KeyError:
+            return False
+    return True
+
+
+def stored_trial_count(task: OptimizeTask, paths: OptimizePaths) -> int:
+    """How many counted trials the task's study already holds (0 if it does not exist yet)."""
+    with FileLock(_study_lock(paths)):
+        return len(counted_trials(open_study(task, paths)))
+
+
+def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Trials that count towards the total: every trial except those whose worker was killed."""
+    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_INTERRUPTED)]
+
+
+def _storage(task: OptimizeTask, paths: OptimizePaths) -> Any:
+    if task.storage:
+        return task.storage
+    from optuna.storages.journal import JournalFileBackend
+
+    return optuna.storages.JournalStorage(JournalFileBackend(str(paths.journal)))
+
+
+# ---------------------------------------------------------------------------------------------- workers
+def run_worker(task: OptimizeTask, paths: OptimizePaths, worker: int = 0, n_trials: int | None = None,
+               shared_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run trials of the task's study until it holds ``n_trials`` (default ``task.n_trials``) or the timeout passes.
+
+    Returns what this worker did: its trials' numbers and states. Raises :class:`OptimizationError`
+    when :data:`FAILURES_BEFORE_GIVING_UP` trials failed and none completed.
+    """
+    started, deadline = utc_now(), None if task.timeout is None else time.monotonic() + task.timeout
+    target = trial_cap(task, task.n_trials if n_trials is None else n_trials)
+    with FileLock(_study_lock(paths)):
+        study = open_study(task, paths)
+    ran: dict[int, str] = {}
+    while deadline is None or time.monotonic() < deadline:
+        claimed = _claim_trial(study, paths, target)
+        if claimed is None:
+            break
+        trial, running = claimed
+        ran[trial.number] = _run_trial(study, trial, running, task, paths, worker, shared_data).name
+        _give_up_if_failing(study, task)
+    return {"worker": worker, "study": task.study_name, "trials": ran, "target": target,
+            "started": started, "finished": utc_now()}
+
+
+def _study_lock(paths: OptimizePaths) -> Path:
+    """The study lock's path, its folder created."""
+    paths.folder.mkdir(parents=True, exist_ok=True)
+    return paths.study_lock
+
+
+def _claim_trial(study: optuna.Study, paths: OptimizePaths, target: int) -> tuple[optuna.Trial, FileLock] | None:
+    """Under the study lock: fail the trials of dead workers, stop if the study is full, else ask for a trial
+    and take its running lock before anyone can see it running."""
+    with FileLock(paths.study_lock):
+        _fail_interrupted_trials(study, paths)
+        if len(counted_trials(study)) >= target:
+            return None
+        trial = study.ask()
+        running = FileLock(paths.running_lock(trial.number))
+        paths.running_lock(trial.number).parent.mkdir(parents=True, exist_ok=True)
+        running.acquire(timeout=0)
+        return trial, running
+
+
+def _fail_interrupted_trials(study: optuna.Study, paths: OptimizePaths) -> None:
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        probe = FileLock(paths.running_lock(frozen.number))
+        try:
+            probe.acquire(timeout=0)
+        except Timeout:
+            continue  # its worker is alive
+        try:
+            trial = optuna.Trial(study, frozen._trial_id)
+            trial.set_user_attr(_INTERRUPTED, True)
+            trial.set_user_attr(_ERROR, "interrupted: the worker running this trial stopped before it ended")
+            study.tell(trial, state=TrialState.FAIL)
+            print(f"[rlpipe] trial {frozen.number} was interrupted (its worker died); it is not counted", file=sys.stderr)
+        finally:
+            probe.release()
+            paths.running_lock(frozen.number).unlink(missing_ok=True)
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, running: FileLock, task: OptimizeTask, paths: OptimizePaths,
+               worker: int, shared_data: dict[str, Any] | None) -> TrialState:
+    value, state = None, TrialState.COMPLETE
+    clock = time.perf_counter()
+    try:
+        value = trial_score(trial, task, paths.trial_folder(trial.number), shared_data)
+    except optuna.TrialPruned:
+        state = TrialState.PRUNED
+    except Exception as error:
+        state = TrialState.FAIL
+        trial.set_user_attr(_ERROR, f"{type(error).__name__}: {error}")
+        print(f"[rlpipe] trial {trial.number} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(paths.trial_folder(trial.number), ignore_errors=True)
+    with FileLock(paths.study_lock):  # finish and unlock together: no worker ever sees it running and unlocked
+        study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
+        running.release()
+        paths.running_lock(trial.number).unlink(missing_ok=True)
+    shown = f"value {value:.6g}" if value is not None else state.name.lower()
+    print(f"[rlpipe] {task.experiment} trial {trial.number} (worker {worker}): {shown} in "
+          f"{time.perf_counter() - clock:.1f} s, {trial.params}", file=sys.stderr, flush=True)
+    return state
+
+
+def _give_up_if_failing(study: optuna.Study, task: OptimizeTask) -> None:
+    trials = counted_trials(study)
+    failed = [t for t in trials if t.state is TrialState.FAIL]
+    if len(failed) >= FAILURES_BEFORE_GIVING_UP and not any(t.state is TrialState.COMPLETE for t in trials):
+        raise OptimizationError(f"'{task.experiment}': the first {len(failed)} trials failed and none completed, "
+                                f"so the study was stopped. {first_error(trials)}")
+
+
+def first_error(trials: list[FrozenTrial]) -> str:
+    errors = [(t.number, t.user_attrs[_ERROR]) for t in trials if t.state is TrialState.FAIL and _ERROR in t.user_attrs]
+    return f"First error (trial {errors[0][0]}): {errors[0][1]}" if errors else "No trial recorded an error."
+
+
+# ---------------------------------------------------------------------------------------------- one trial
+def fraction_budgets(fit_budget: int, fit_fraction: float) -> list[int]:
+    """Budgets of the successive fits of a trial: steps of ``fit_fraction * fit_budget``, the last one
+    shortened so that they sum to ``fit_budget`` exactly (never more)."""
+    step = max(1, min(fit_budget, round(fit_budget * fit_fraction)))
+    budgets = [step] * (fit_budget // step)
+    return budgets + ([fit_budget - sum(budgets)] if sum(budgets) < fit_budget else [])
+
+
+def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: dict[str, Any] | None = None) -> float:
+    """Fit ``n_fit`` instances with the trial's init kwargs and return their score.
+
+    With ``fit_fraction < 1`` the instances are fitted in steps; the score after each step but the
+    last is reported to the pruner, which may stop the trial (``optuna.TrialPruned``). The score is
+    ``custom_eval_function(agents)`` or the mean over instances of their mean discounted evaluation
+    return. Works with ``optuna.trial.FixedTrial(params, number)`` to replay a trial exactly.
+    """
+    cls = agent_class(task)
+    sampled = sample_init_kwargs(trial, cls, task.settings.get("search_space"))
+    trial.set_user_attr(_INIT_KWARGS, _plain(sampled))
+    agents = [_trial_agent(cls, task, trial.number, j, sampled, output_dir, shared_data) for j in range(task.settings["n_fit"])]
+    budgets = fraction_budgets(task.fit_budget, task.settings["fit_fraction"])
+    for step, budget in enumerate(budgets, start=1):
+        for agent in agents:
+            agent.fit(budget, **task.fit_kwargs)
+        score = _score(agents, task, trial.number)
+        if step < len(budgets):
+            trial.report(score, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after step {step}/{len(budgets)} with score {score:.6g}")
+    return score
+
+
+def _trial_agent(cls: type[Agent], task: OptimizeTask, number: int, instance: int, sampled: dict[str, Any],
+                 output_dir: Path, shared_data: dict[str, Any] | None) -> Agent:
+    """Instance ``instance`` of trial ``number``: shared init kwargs, then the trial's, then the instance's own."""
+    per_instance = task.init_kwargs_per_instance or []
+    own = per_instance[instance % len(per_instance)] if per_instance else {}
+    overridden = sorted(set(own) & set(sampled))
+    if overridden:
+        raise ValueError(f"init_kwargs_per_instance sets {overridden}, which the search space tunes; "
+                         "a parameter set per instance cannot be tuned")
+    agent_task = AgentTask(experiment=task.experiment, root_seed=task.root_seed, instance=instance, agent=task.agent,
+                           train_env=task.train_env, eval_env=task.eval_env,
+                           init_kwargs={**task.init_kwargs, **sampled, **own}, allow_pickle=task.allow_pickle)
+    kwargs = agent_kwargs(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data,
+                          seeder=task.trial_seed(number, instance, 0))
+    agent = cls(**kwargs)
+    if task.writer_kwargs is None:
+        agent.set_writer(None)
+    return agent
+
+
+def _score(agents: list[Agent], task: OptimizeTask, number: int) -> float:
+    if task.custom_eval_function is not None:
+        score = float(task.custom_eval_function(agents))
+    else:
+        horizon, gamma, n = (task.eval_kwargs[k] for k in ("eval_horizon", "gamma", "n_simulations"))
+        means = [np.mean(agent_episodes(agent, episode_seeds(task.trial_seed(number, j, 1), n), horizon, gamma)
+                         ["discounted_return"]) for j, agent in enumerate(agents)]
+        score = float(np.mean(means))
+    if not math.isfinite(score):
+        raise ValueError(f"the trial's score is {score}")
+    return score
+
+
+def _plain(value: Any) -> Any:
+    """JSON/YAML-friendly copy of sampled init kwargs: tuples become lists, numpy scalars Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- results
+def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
+    """Write the best init kwargs (YAML), the trials (Parquet) and the history and importance plots.
+
+    Returns the record written to ``best_init_kwargs.yaml``. Raises :class:`OptimizationError`
+    (naming the first error) when no trial completed.
+    """
+    from rlpipe.optimization_report import write_study_outputs
+
+    with FileLock(_study_lock(paths)):
+        study = open_study(task, paths)
+    trials = counted_trials(study)
+    counts = Counter(t.state.name.lower() for t in trials)
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    if not complete:
+        states = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
+        raise OptimizationError(f"no trial of '{task.experiment}' completed (trials: {states}). {first_error(trials)}")
+    best = max(complete, key=lambda t: (t.value, -t.number))
+    record = {
+        "experiment": task.experiment,
+        "init_kwargs": best.user_attrs[_INIT_KWARGS],
+        "best_trial": best.number,
+        "best_value": float(best.value),
+        "trials": dict(sorted(counts.items())),
+        "first_error": first_error(trials) if counts.get("fail") else None,
+        "study": task.study_name,
+        "storage": task.storage or str(paths.journal),
+        "root_seed": task.root_seed,
+        "sampler_seed": seed_record(task.sampler_seed),
+        "task": task.record(),
+        "versions": library_versions(),
+        "written": utc_now(),
+    }
+    write_study_outputs(study, trials, record, paths)
+    return record
