@@ -5,6 +5,7 @@ config names an agent.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -73,3 +74,42 @@ class PickledCounterAgent(AgentWithSimplePolicy):
 
     def policy(self, observation: Any) -> int:
         return int(np.argmax(self.counts))
+
+
+class PeakAgent(Agent):
+    """Toy agent for hyperparameter tests, with a known optimum: ``x = 0.3`` and ``level = "high"``.
+
+    ``fit`` only counts its budget (or raises when ``x > fail_above``, or sleeps ``fit_seconds``);
+    ``eval`` returns ``fitted / 100 * (1 - (x - 0.3)**2) + bonus(level)`` plus noise of 0.01 drawn
+    from the agent's seeded rng, so the score grows with training (for pruners) and a trial's
+    value depends on its seeds (for replay tests).
+    """
+
+    name = "Peak"
+    OPTIMUM = 0.3
+
+    def __init__(self, env: Any, x: float = 0.0, level: str = "low", fail_above: float | None = None,
+                 fit_seconds: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
+        self.x, self.level, self.fail_above, self.fit_seconds = x, level, fail_above, fit_seconds
+        self.fitted = 0
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        if self.fail_above is not None and self.x > self.fail_above:
+            raise ValueError(f"x={self.x:.3f} is above fail_above={self.fail_above}")
+        time.sleep(self.fit_seconds)
+        self.fitted += int(budget)
+
+    def eval(self, eval_horizon: int = 10, n_simulations: int = 1, gamma: float = 1.0) -> float:
+        bonus = {"low": 0.0, "high": 0.5}[self.level]
+        return self.fitted / 100 * (1.0 - (self.x - self.OPTIMUM) ** 2) + bonus + 0.01 * float(self.rng.normal())
+
+    def get_state(self) -> dict[str, Any]:
+        return {"fitted": self.fitted}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.fitted = int(state["fitted"])
+
+    @classmethod
+    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
+        return {"x": trial.suggest_float("x", -1.0, 1.0), "level": trial.suggest_categorical("level", ["low", "high"])}

@@ -28,6 +28,20 @@ def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (manager.output_dir / "summary.json").is_file()
 
 
+def test_the_tuning_example_runs_after_the_python_api_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks()
+    example = next(block for block in blocks if "ExperimentManager(" in block)
+    tuning = next(block for block in blocks if "optimize_hyperparams(" in block)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(example + tuning, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    manager, best = namespace["manager"], namespace["best"]
+    assert set(best) == {"learning_rate", "gamma", "epsilon_decay_steps"}  # QLearningAgent.sample_parameters
+    assert all(manager.init_kwargs[key] == value for key, value in best.items())
+    assert len(namespace["manager"].get_agent_instances()) == 4  # refitted with the tuned values
+    assert (manager.output_dir / "optimize" / "best_init_kwargs.yaml").is_file()
+
+
 def test_the_custom_agent_example_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     example = next(block for block in python_blocks() if "class MyAgent" in block)
     namespace: dict = {}
