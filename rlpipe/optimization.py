@@ -16,7 +16,7 @@ What makes a study trustworthy here:
 - **Resumable.** The study lives in an Optuna journal file (or any storage URL) under a name derived
   from everything that changes what a trial computes; a later run with the same settings adds trials
   to it. A trial whose worker was killed (its ``running/<n>.lock`` is free) is marked failed with
-  ``interrupted`` set, and does not count towards the total.
+  ``interrupted`` set, and does not count towards the total (a grid trial's point is queued again).
 - **Visible failures.** A trial that raises is recorded as failed with its error; workers give up
   when :data:`FAILURES_BEFORE_GIVING_UP` trials failed and none completed, and a study without a
   completed trial is an error that shows the first failure, never an empty result.
@@ -46,7 +46,14 @@ from rlpipe.evaluation import agent_episodes
 from rlpipe.fitting import agent_class, agent_kwargs
 from rlpipe.paths import OptimizePaths
 from rlpipe.provenance import library_versions, utc_now
-from rlpipe.search_space import check_dimension, defines_sample_parameters, grid_problems, grid_values, sample_init_kwargs
+from rlpipe.search_space import (
+    check_dimension,
+    defines_sample_parameters,
+    grid_problems,
+    grid_values,
+    sample_init_kwargs,
+    tuned_keys,
+)
 from rlpipe.seeding import keyed_child, seed_record
 from rlpipe.signatures import accepted_keywords, rejected_keywords
 from rlpipe.tasks import AgentTask, OptimizeTask, episode_seeds
@@ -91,18 +98,20 @@ def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],
     search_space = settings.get("search_space")
     problems = []
     if search_space:
-        per_instance_keys = {key for kwargs in init_kwargs_per_instance or [] for key in kwargs}
         for name, dimension in search_space.items():
             problems += [f"search_space.{name}: {p}" for p in check_dimension(dimension)]
             if name in RESERVED_INIT_KWARGS:
                 problems.append(f"search_space.{name}: is set by rlpipe for each instance and cannot be tuned")
-            elif name in per_instance_keys:
-                problems.append(f"search_space.{name}: is set per instance in init_kwargs_per_instance, so it cannot be tuned")
         accepted = accepted_keywords(agent_class)
         problems += [f"search_space: {p}" for p in rejected_keywords(agent_class.__name__, search_space, accepted)]
     elif not defines_sample_parameters(agent_class):
         problems.append(f"search_space: missing, and {agent_class.__name__} does not define sample_parameters(trial); "
                         "give the parameters to tune here")
+        return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
+    per_instance_keys = {key for kwargs in init_kwargs_per_instance or [] for key in kwargs}
+    where = "search_space." if search_space else f"search_space: {agent_class.__name__}.sample_parameters tunes "
+    problems += [f"{where}{name}: is set per instance in init_kwargs_per_instance, so it cannot be tuned"
+                 for name in tuned_keys(agent_class, search_space) if name in per_instance_keys]
     return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
 
 
@@ -112,13 +121,15 @@ def _grid(settings: Mapping[str, Any]) -> dict[str, list[Any]]:
     return {k: list(v) for k, v in explicit.items()} if explicit else grid_values(settings["search_space"])
 
 
-def _sampler_factory(settings: Mapping[str, Any]) -> Callable[[int], BaseSampler]:
+def _sampler_factory(settings: Mapping[str, Any], study_seed: int) -> Callable[[int], BaseSampler]:
     method = settings["sampler_method"]
     kwargs = {k: v for k, v in settings["sampler_kwargs"].items() if k != "search_space"}
     sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
     if method == "grid":
         grid = _grid(settings)
-        return lambda seed: GridSampler(grid, seed=seed, **kwargs)
+        # GridSampler shuffles the grid with its seed and records each trial's point as an index into
+        # that order: every trial must share one order, or two trials get one point and others none.
+        return lambda seed: GridSampler(grid, seed=study_seed, **kwargs)
     if method == "cmaes":
         kwargs.setdefault("warn_independent_sampling", False)  # categorical dimensions are sampled at random, by design
     return lambda seed: sampler(seed=seed, **kwargs)
@@ -190,7 +201,8 @@ def trial_cap(task: OptimizeTask, n_trials: int) -> int:
 # ---------------------------------------------------------------------------------------------- study
 def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
     """The task's study in its storage, created on first use (call under the study lock)."""
-    sampler = TrialSeededSampler(_sampler_factory(task.settings), task.sampler_seed)
+    study_seed = int(task.sampler_seed.generate_state(1)[0])
+    sampler = TrialSeededSampler(_sampler_factory(task.settings, study_seed), task.sampler_seed)
     study = optuna.create_study(storage=_storage(task, paths), study_name=task.study_name, direction="maximize",
                                 sampler=sampler, pruner=make_pruner(task.settings["pruner_method"]), load_if_exists=True)
     if "task" not in study.user_attrs:
@@ -216,8 +228,10 @@ def stored_trial_count(task: OptimizeTask, paths: OptimizePaths) -> int:
 
 
 def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Trials that count towards the total: every trial except those whose worker was killed."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_INTERRUPTED)]
+    """Trials that count towards the total: every trial except those whose worker was killed, and
+    those queued (a killed grid trial's point) but not started yet."""
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state is not TrialState.WAITING and not t.user_attrs.get(_INTERRUPTED)]
 
 
 def _storage(task: OptimizeTask, paths: OptimizePaths) -> Any:
@@ -284,6 +298,9 @@ def _fail_interrupted_trials(study: optuna.Study, paths: OptimizePaths) -> None:
             trial.set_user_attr(_INTERRUPTED, True)
             trial.set_user_attr(_ERROR, "interrupted: the worker running this trial stopped before it ended")
             study.tell(trial, state=TrialState.FAIL)
+            if "grid_id" in frozen.system_attrs:  # the grid sampler counts a failed trial's point as visited: queue it again
+                study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={
+                    key: frozen.system_attrs[key] for key in ("grid_id", "search_space")}))
             print(f"[rlpipe] trial {frozen.number} was interrupted (its worker died); it is not counted", file=sys.stderr)
         finally:
             probe.release()

@@ -33,7 +33,7 @@ def check_dimension(dimension: Dimension) -> list[str]:
 def grid_problems(search_space: Mapping[str, Dimension] | None) -> list[str]:
     """Why ``search_space`` has no finite grid for the grid sampler (empty if it has one)."""
     if not search_space:
-        return ["the grid sampler needs a search_space (its grid is built from it)"]
+        return ["search_space: the grid sampler needs a search_space (its grid is built from it)"]
     return [f"search_space.{name}: the grid sampler needs a 'step' for float parameters"
             for name, dimension in search_space.items() if dimension["type"] == "float" and "step" not in dimension]
 
