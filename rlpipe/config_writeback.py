@@ -5,19 +5,22 @@ comments, key order, flow/block style and quotes, and only the target ``init_kwa
 Snakemake reads the file with PyYAML (YAML 1.1) while ruamel writes YAML 1.2, so new floats and
 strings are spelled the way a YAML 1.1 reader gives them back, and the written text is re-read with
 PyYAML and checked before anything on disk changes. The original is kept as a timestamped backup,
-the new text replaces the file atomically, and the change is returned as a unified diff.
+the new text replaces the file atomically, and the change is returned as a unified diff. The whole
+read-edit-replace holds a lock on the file, so concurrent updates of different experiments all land.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
+import fcntl
 import io
 import itertools
 import math
 import numbers
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +70,13 @@ def update_init_kwargs(
     :class:`ConfigError` the file is untouched and no backup is left.
     """
     path = Path(config_path)
+    with _locked(path):
+        return _update_locked(path, experiment, new_kwargs, backup_dir, now)
+
+
+def _update_locked(path: Path, experiment: str, new_kwargs: Mapping[str, Any],
+                   backup_dir: str | os.PathLike | None, now: datetime | None) -> WritebackResult:
+    """:func:`update_init_kwargs` once the caller holds the file's lock."""
     raw = _read_bytes(path)
     old_text, newline = _decode(raw, path)
     kwargs = {str(key): _plain(value, f"experiments.{experiment}.init_kwargs.{key}") for key, value in new_kwargs.items()}
@@ -91,6 +101,43 @@ def format_diff(old_text: str, new_text: str, name: str) -> str:
     lines = difflib.unified_diff(
         _diff_lines(old_text), _diff_lines(new_text), fromfile=f"a/{name}", tofile=f"b/{name}")
     return "".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- locking
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the config file itself while it is read, edited and replaced.
+
+    The select jobs of several experiments update the same file, often at the same moment: unlocked,
+    both would read the original and the later write would drop the earlier edit. Locking the file
+    itself leaves no lock file beside it; since an edit replaces the file, a waiter that got the lock
+    of the replaced file tries again on the new one. It is opened for writing because NFS grants an
+    exclusive flock only then. A file that cannot be opened is not locked: reading it reports why.
+    """
+    target = path.resolve()
+    while True:
+        try:
+            fd = os.open(target, os.O_RDWR)
+        except OSError:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by closing fd
+            if _same_inode(fd, target):
+                yield
+                return
+        finally:
+            os.close(fd)
+    yield
+
+
+def _same_inode(fd: int, path: Path) -> bool:
+    """Whether ``fd`` is still the file at ``path`` (not one an edit has since replaced)."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (current.st_dev, current.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -10,9 +10,12 @@ import yaml
 SNAKEFILE = Path(__file__).resolve().parents[1] / "Snakefile"
 
 
-def run_snakemake(workdir: Path, config: dict, *extra: str, cores: int = 2) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, config: dict | None, *extra: str, cores: int = 2) -> subprocess.CompletedProcess:
+    """Run on ``workdir/config.yaml``, written from ``config``; with ``config=None`` the file is used as it is
+    (a hand-written config, e.g. one the optimize target writes back into)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if config is not None:
+        (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
                "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)

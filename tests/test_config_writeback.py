@@ -383,3 +383,24 @@ def test_edit_that_would_leak_into_another_experiment_is_refused(tmp_path: Path)
         update_init_kwargs(path, "a", {"gamma": 0.7}, now=NOW)
     assert path.read_text(encoding="utf-8") == MERGED
     assert backups(tmp_path) == []
+
+
+def test_concurrent_updates_of_two_experiments_both_land(config_path: Path):
+    """Two select jobs writing back at the same moment: the file lock serialises read-edit-replace."""
+    import threading
+
+    for round_ in range(5):
+        start = threading.Barrier(2)
+        values = {"ql_flow": 0.1 + round_, "ql_block": 0.2 + round_}
+
+        def update(experiment: str) -> None:
+            start.wait()
+            update_init_kwargs(config_path, experiment, {"learning_rate": values[experiment]})
+
+        threads = [threading.Thread(target=update, args=(name,)) for name in values]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        data = yaml.safe_load(config_path.read_text())
+        assert {name: data["experiments"][name]["init_kwargs"]["learning_rate"] for name in values} == values

@@ -1,0 +1,403 @@
+"""End-to-end: `snakemake optimize` tunes init_kwargs with Optuna and writes the best ones back into the config file.
+
+The configs are hand-written YAML with comments (the write-back must keep them), so most runs use the
+file as it is (``run_snakemake(workdir, None, ...)``).
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from snakemake_runner import SNAKEFILE, ok, run_snakemake
+from test_workflow_e2e import PNG_MAGIC, snapshot
+
+pytestmark = pytest.mark.e2e
+
+TESTS = Path(__file__).resolve().parent
+
+# Two experiments, only `ql` tuned. The comments, the untuned `gamma` and the `rand` entry must survive the write-back.
+CONFIG = """\
+# Tiny study for the optimize end-to-end tests.
+# Only `ql` has an optimize section.
+seed: 11                                  # root seed of the study
+report: {bootstrap_samples: 200}
+
+experiments:
+  # Q-learning on the deterministic lake
+  ql:
+    agent: rlpipe.agents.QLearningAgent
+    train_env: {id: FrozenLake-v1, kwargs: {is_slippery: false}}
+    init_kwargs: {learning_rate: 0.1, epsilon_decay_steps: 500, gamma: 0.9}   # tuned below
+    fit_budget: 1500
+    n_fit: 2
+    eval_kwargs: {eval_horizon: 50, n_simulations: 5, gamma: 0.9}
+    writer: {print_log: false}
+    optimize:
+      n_trials: 6                         # total, across workers and runs
+      n_optuna_workers: 2
+      search_space:
+        learning_rate: {type: float, low: 0.05, high: 0.9}
+        epsilon_decay_steps: {type: int, low: 100, high: 1500}
+
+  # a baseline that the optimisation leaves alone
+  rand:
+    agent: rlpipe.agents.RandomAgent
+    train_env: FrozenLake-v1
+    init_kwargs: {}
+    fit_budget: 200
+    n_fit: 1
+    eval_kwargs: {eval_horizon: 50, n_simulations: 4}
+"""
+TUNED = {"learning_rate", "epsilon_decay_steps"}
+N_TRIALS = 6
+
+# PeakAgent (tests/helpers_agents.py): a cheap toy agent whose fit can be made to raise.
+PEAK_CONFIG = """\
+seed: 3
+experiments:
+  {name}:
+    agent: helpers_agents:PeakAgent
+    train_env: FrozenLake-v1
+    init_kwargs: {{x: 0.0, level: low{extra}}}   # tuned
+    fit_budget: 100
+    n_fit: 1
+    eval_kwargs: {{eval_horizon: 10, n_simulations: 2}}
+    optimize:
+      n_trials: {n_trials}
+      n_optuna_workers: {workers}
+      n_fit: 1
+      sampler_method: random{search_space}
+"""
+PEAK_SEARCH_SPACE = """
+      search_space:
+        x: {type: float, low: -1.0, high: 1.0}
+        level: {type: categorical, choices: [low, high]}"""
+
+
+def peak_experiment(name: str, n_trials: int = 4, workers: int = 1, extra: str = "", search_space: bool = True) -> str:
+    """One PeakAgent experiment with an optimize section, as the text of a config file (seed line included).
+
+    Without ``search_space`` the study asks PeakAgent.sample_parameters (the same x and level).
+    """
+    return PEAK_CONFIG.format(name=name, n_trials=n_trials, workers=workers, extra=extra,
+                              search_space=PEAK_SEARCH_SPACE if search_space else "")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def helpers_importable():
+    """Make ``helpers_agents:PeakAgent`` importable by the Snakemake process (which validates the config, and
+    runs from the caller's folder, not the workdir) and by its jobs (the rules' shell prefix keeps PYTHONPATH)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+        yield
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout + result.stderr
+
+
+def comments(text: str) -> list[str]:
+    """Every comment of a YAML text (whole-line and trailing), in order, without the space before it."""
+    return [line[line.index("#"):] for line in text.splitlines() if "#" in line]
+
+
+def changed_lines(old: str, new: str) -> list[tuple[str, str]]:
+    """(old line, new line) pairs of a same-length edit."""
+    old_lines, new_lines = old.splitlines(), new.splitlines()
+    assert len(old_lines) == len(new_lines)
+    return [(a, b) for a, b in zip(old_lines, new_lines) if a != b]
+
+
+def backups(folder: Path, stem: str = "config") -> list[Path]:
+    return sorted(folder.glob(f"{stem}.*.bak.yaml"))
+
+
+def optimize_dir(workdir: Path, experiment: str) -> Path:
+    return workdir / "results" / experiment / "optimize"
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints: rule -> number of jobs."""
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}
+
+
+def set_n_trials(path: Path, old: int, new: int) -> None:
+    text = path.read_text()
+    assert text.count(f"n_trials: {old} ") == 1
+    path.write_text(text.replace(f"n_trials: {old} ", f"n_trials: {new} "))
+
+
+# ---------------------------------------------------------------------------------------------- one optimize run
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    workdir = tmp_path_factory.mktemp("optimize")
+    (workdir / "config.yaml").write_text(CONFIG)
+    result = ok(run_snakemake(workdir, None, "optimize"))
+    trials = pd.read_parquet(optimize_dir(workdir, "ql") / "trials.parquet")
+    return SimpleNamespace(workdir=workdir, result=result, trials=trials,
+                           best=yaml.safe_load((optimize_dir(workdir, "ql") / "best_init_kwargs.yaml").read_text()))
+
+
+def test_workers_share_one_study_with_exactly_n_trials(tuned: SimpleNamespace) -> None:
+    records = [json.loads((optimize_dir(tuned.workdir, "ql") / "workers" / f"{k}.json").read_text()) for k in (0, 1)]
+    assert [r["worker"] for r in records] == [0, 1]
+    assert all(r["target"] == N_TRIALS and r["study"] == tuned.best["study"] for r in records)
+    ran = [set(map(int, r["trials"])) for r in records]
+    assert ran[0].isdisjoint(ran[1]) and ran[0] | ran[1] == set(range(N_TRIALS))  # no trial run twice, none missing
+    assert len(tuned.trials) == N_TRIALS
+    assert list(tuned.trials.number) == list(range(N_TRIALS))
+    assert set(tuned.trials.state) == {"COMPLETE"}
+    assert tuned.trials.value.notna().all()
+    assert tuned.best["trials"] == {"complete": N_TRIALS} and tuned.best["first_error"] is None
+
+
+def test_best_init_kwargs_are_the_best_trial(tuned: SimpleNamespace) -> None:
+    best_row = tuned.trials.loc[tuned.trials.value.idxmax()]  # first of equal scores, as the study picks
+    assert tuned.best["experiment"] == "ql"
+    assert tuned.best["best_trial"] == best_row.number
+    assert tuned.best["best_value"] == pytest.approx(best_row.value)
+    assert tuned.best["init_kwargs"] == {"learning_rate": best_row.params_learning_rate,
+                                         "epsilon_decay_steps": int(best_row.params_epsilon_decay_steps)}
+    assert json.loads(best_row.user_attrs_init_kwargs) == tuned.best["init_kwargs"]
+    assert 0.05 <= tuned.best["init_kwargs"]["learning_rate"] <= 0.9
+    assert 100 <= tuned.best["init_kwargs"]["epsilon_decay_steps"] <= 1500
+    folder = optimize_dir(tuned.workdir, "ql")
+    for name in ("history.png", "importance.png"):
+        assert (folder / name).read_bytes().startswith(PNG_MAGIC)
+    assert (folder / "journal.log").is_file()
+    assert not (tuned.workdir / "results" / "rand").exists()  # not tuned, and the plain pipeline was not run
+    assert not (folder / "trials").exists() and not list(folder.rglob("*.tmp"))
+
+
+def test_best_values_are_written_into_the_config_and_nothing_else(tuned: SimpleNamespace) -> None:
+    new_text = (tuned.workdir / "config.yaml").read_text()
+    best = tuned.best["init_kwargs"]
+    assert set(best) == TUNED
+
+    expected = yaml.safe_load(CONFIG)
+    expected["experiments"]["ql"]["init_kwargs"].update(best)
+    assert yaml.safe_load(new_text) == expected  # the untuned gamma, the optimize section and `rand` as they were
+    assert yaml.safe_load(new_text)["experiments"]["ql"]["init_kwargs"]["gamma"] == 0.9
+
+    assert comments(new_text) == comments(CONFIG)
+    [(old_line, new_line)] = changed_lines(CONFIG, new_text)  # one line changed: ql's init_kwargs
+    assert old_line.startswith("    init_kwargs: {learning_rate: 0.1, epsilon_decay_steps: 500, gamma: 0.9}")
+    assert new_line.startswith("    init_kwargs: {") and new_line.endswith("# tuned below")
+
+    [backup] = backups(tuned.workdir)
+    assert re.fullmatch(r"config\.\d{8}-\d{6}\.bak\.yaml", backup.name)
+    assert backup.read_bytes() == CONFIG.encode()
+
+    diff = "".join(difflib.unified_diff(CONFIG.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                                        fromfile="a/config.yaml", tofile="b/config.yaml"))
+    assert f"-{old_line}\n+{new_line}\n" in diff
+    assert diff in output(tuned.result)
+    assert f"into {tuned.workdir / 'config.yaml'} (backup: {backup})" in output(tuned.result)
+    select_log = (optimize_dir(tuned.workdir, "ql") / "select.log").read_text()
+    assert diff in select_log
+
+
+def test_second_optimize_run_does_nothing(tuned: SimpleNamespace) -> None:
+    before = snapshot(tuned.workdir / "results")
+    config_before = (tuned.workdir / "config.yaml").read_bytes()
+    result = ok(run_snakemake(tuned.workdir, None, "optimize"))
+    assert "Nothing to be done" in output(result)
+    assert snapshot(tuned.workdir / "results") == before
+    assert (tuned.workdir / "config.yaml").read_bytes() == config_before
+    assert len(backups(tuned.workdir)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- with the plain pipeline
+def test_write_back_refits_only_the_tuned_experiment_and_more_trials_extend_the_study(tmp_path: Path) -> None:
+    """plain run -> optimize -> only ql refits -> optimize is up to date -> raising n_trials adds trials to the study."""
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(CONFIG)
+    ok(run_snakemake(tmp_path, None))
+    rand_before = snapshot(tmp_path / "results" / "rand")
+    ql_checkpoints = {i: tmp_path / "results" / "ql" / "instances" / str(i) / "agent.ckpt" for i in (0, 1)}
+    fitted = {i: path.stat().st_mtime_ns for i, path in ql_checkpoints.items()}
+
+    ok(run_snakemake(tmp_path, None, "optimize"))
+    best = yaml.safe_load((optimize_dir(tmp_path, "ql") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    assert yaml.safe_load(config_path.read_text())["experiments"]["ql"]["init_kwargs"] == {**best, "gamma": 0.9}
+    assert snapshot(tmp_path / "results" / "rand") == rand_before
+    assert not (tmp_path / "results" / "rand" / "optimize").exists()
+
+    # the changed init_kwargs rerun ql's fits and what follows from them, nothing of rand
+    dry = ok(run_snakemake(tmp_path, None, "-n"))
+    assert job_counts(output(dry)) == {"fit": 2, "evaluate": 2, "aggregate": 1, "compare": 1, "all": 1}
+    assert set(re.findall(r"wildcards: experiment=(\w+)", output(dry))) == {"ql"}
+    assert "Params have changed since last execution" in output(dry)
+
+    ok(run_snakemake(tmp_path, None))
+    assert snapshot(tmp_path / "results" / "rand") == rand_before
+    assert all(path.stat().st_mtime_ns > fitted[i] for i, path in ql_checkpoints.items())
+    for i in (0, 1):
+        record = json.loads((tmp_path / "results" / "ql" / "instances" / str(i) / "fit.json").read_text())
+        assert record["task"]["init_kwargs"] == {**best, "gamma": 0.9}
+
+    # the plain run left the study alone: optimize is still up to date
+    trials_before = pd.read_parquet(optimize_dir(tmp_path, "ql") / "trials.parquet")
+    assert "Nothing to be done" in output(ok(run_snakemake(tmp_path, None, "optimize")))
+
+    # more trials: the workers rerun and add trials to the stored study until it holds the new total
+    set_n_trials(config_path, N_TRIALS, 9)
+    result = ok(run_snakemake(tmp_path, None, "optimize"))
+    assert job_counts(output(result)) == {"optimize_worker": 2, "optimize_select": 1, "optimize": 1}
+    trials = pd.read_parquet(optimize_dir(tmp_path, "ql") / "trials.parquet")
+    assert list(trials.number) == list(range(9)) and set(trials.state) == {"COMPLETE"}
+    kept = ["number", "value", "params_learning_rate", "params_epsilon_decay_steps", "user_attrs_init_kwargs"]
+    pd.testing.assert_frame_equal(trials[kept].head(N_TRIALS), trials_before[kept])
+    records = [json.loads((optimize_dir(tmp_path, "ql") / "workers" / f"{k}.json").read_text()) for k in (0, 1)]
+    assert all(r["target"] == 9 for r in records)
+    assert sorted(int(n) for r in records for n in r["trials"]) == [6, 7, 8]  # only the new trials ran
+    best = yaml.safe_load((optimize_dir(tmp_path, "ql") / "best_init_kwargs.yaml").read_text())
+    assert best["trials"] == {"complete": 9}
+    assert best["best_value"] == pytest.approx(trials.value.max())
+    assert yaml.safe_load(config_path.read_text())["experiments"]["ql"]["init_kwargs"] == {**best["init_kwargs"], "gamma": 0.9}
+
+
+# ---------------------------------------------------------------------------------------------- failures and targets
+def test_every_trial_failing_fails_the_run_and_leaves_the_config_alone(tmp_path: Path) -> None:
+    text = peak_experiment("peak", n_trials=6, workers=2, extra=", fail_above: -2.0")  # every x in [-1, 1] fails
+    (tmp_path / "config.yaml").write_text(text)
+    result = run_snakemake(tmp_path, None, "optimize")
+    assert result.returncode != 0
+    assert "is above fail_above=-2.0" in output(result)  # the agent's own error
+    assert "trials failed and none completed, so the study was stopped" in output(result)
+    logs = "".join(p.read_text() for p in (optimize_dir(tmp_path, "peak") / "workers").glob("*.log"))
+    assert "ValueError: x=" in logs and "failed and none completed" in logs
+    assert (tmp_path / "config.yaml").read_bytes() == text.encode()
+    assert backups(tmp_path) == []
+    assert not (optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").exists()
+    assert not (optimize_dir(tmp_path, "peak") / "trials.parquet").exists()
+    assert not list((optimize_dir(tmp_path, "peak") / "workers").glob("*.json"))
+    # the failed trials are recorded in the study, each with its error
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(optimize_dir(tmp_path, "peak") / "journal.log")))
+    trials = optuna.load_study(study_name=None, storage=storage).get_trials()
+    assert 3 <= len(trials) < 6
+    assert all(t.state is optuna.trial.TrialState.FAIL and "is above fail_above" in t.user_attrs["error"] for t in trials)
+
+
+def test_write_back_goes_to_the_config_file_in_use(tmp_path: Path) -> None:
+    """Run from the project folder as a user would: `--configfile studies/other.yaml` updates that file (backup
+    beside it), not the default config; then a run on the default config writes the same study's best into it."""
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    text = peak_experiment("peak", search_space=False)
+    (studies / "other.yaml").write_text(text)
+    (tmp_path / "config").mkdir()  # a default config defining the same experiment: not in use, so not touched
+    (tmp_path / "config" / "config.yaml").write_text(text)
+
+    def snakemake(*args: str) -> subprocess.CompletedProcess:  # targets first: --configfile takes several values
+        command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "2", *args]
+        return ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600))
+
+    result = snakemake("optimize", "--configfile", "studies/other.yaml")
+    best = yaml.safe_load((optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    assert set(best) == {"x", "level"}  # PeakAgent.sample_parameters
+    assert yaml.safe_load((studies / "other.yaml").read_text())["experiments"]["peak"]["init_kwargs"] == best
+    [backup] = backups(studies, "other")
+    assert backup.read_text() == text
+    assert (tmp_path / "config" / "config.yaml").read_text() == text
+    assert backups(tmp_path / "config") == [] and not list(tmp_path.glob("*.bak.yaml"))
+    assert f"into {studies / 'other.yaml'}" in output(result)
+    assert "--- a/other.yaml\n+++ b/other.yaml\n" in output(result)
+    # the tuned keys came from sample_parameters, and are left out of the study's identity all the same
+    assert "Nothing to be done" in output(snakemake("optimize", "--configfile", "studies/other.yaml"))
+
+    # the default config: same study, so no trial reruns, but the select job writes into the file now in use
+    trials = snapshot(optimize_dir(tmp_path, "peak") / "workers")
+    result = snakemake("optimize")
+    assert job_counts(output(result)) == {"optimize_select": 1, "optimize": 1}
+    assert snapshot(optimize_dir(tmp_path, "peak") / "workers") == trials
+    assert yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())["experiments"]["peak"]["init_kwargs"] == best
+    assert [p.read_text() for p in backups(tmp_path / "config")] == [text]
+    assert len(backups(studies, "other")) == 1
+
+
+def test_per_experiment_target_tunes_only_that_experiment(tmp_path: Path) -> None:
+    peak_b = peak_experiment("peak_b").split("experiments:\n", 1)[1]
+    text = peak_experiment("peak_a") + peak_b
+    (tmp_path / "config.yaml").write_text(text)
+    assert set(yaml.safe_load(text)["experiments"]) == {"peak_a", "peak_b"}
+    result = ok(run_snakemake(tmp_path, None, "results/peak_a/optimize/best_init_kwargs.yaml"))
+    assert job_counts(output(result)) == {"optimize_worker": 1, "optimize_select": 1}
+    assert "peak_b" not in output(result)
+    assert not (tmp_path / "results" / "peak_b").exists()
+    best = yaml.safe_load((optimize_dir(tmp_path, "peak_a") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    expected = yaml.safe_load(text)
+    expected["experiments"]["peak_a"]["init_kwargs"] = best
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == expected  # peak_b's init_kwargs unchanged
+    assert len(pd.read_parquet(optimize_dir(tmp_path, "peak_a") / "trials.parquet")) == 4
+
+
+def test_experiments_tuned_in_one_run_all_reach_the_config(tmp_path: Path) -> None:
+    """Two select jobs run at once and both edit config.yaml: neither edit may overwrite the other."""
+    text = peak_experiment("peak_a") + peak_experiment("peak_b").split("experiments:\n", 1)[1]
+    (tmp_path / "config.yaml").write_text(text)
+    result = ok(run_snakemake(tmp_path, None, "optimize"))
+    assert job_counts(output(result)) == {"optimize_worker": 2, "optimize_select": 2, "optimize": 1}
+    expected = yaml.safe_load(text)
+    for name in ("peak_a", "peak_b"):
+        expected["experiments"][name]["init_kwargs"] = yaml.safe_load(
+            (optimize_dir(tmp_path, name) / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    assert expected != yaml.safe_load(text)
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == expected
+    assert comments((tmp_path / "config.yaml").read_text()) == comments(text)
+    # one backup per edit: one holds the original, the other the file after the first edit (not the original again)
+    saved = [yaml.safe_load(p.read_text()) for p in backups(tmp_path)]
+    first_edit = [copy.deepcopy(expected) for _ in range(2)]
+    first_edit[0]["experiments"]["peak_a"] = yaml.safe_load(text)["experiments"]["peak_a"]
+    first_edit[1]["experiments"]["peak_b"] = yaml.safe_load(text)["experiments"]["peak_b"]
+    assert len(saved) == 2 and text in [p.read_text() for p in backups(tmp_path)]
+    assert any(s in first_edit for s in saved)
+    assert "Nothing to be done" in output(ok(run_snakemake(tmp_path, None, "optimize")))
+
+
+BAD_SECTIONS = [  # (optimize section of ql, what the message must say)
+    ({"sampler_method": "grid"}, "experiments.ql.optimize.search_space: the grid sampler needs a search_space"),
+    ({"n_trial": 5}, "experiments.ql.optimize: unknown key 'n_trial' (did you mean 'n_trials'?)"),
+    ({"search_space": {"learning_rte": {"type": "float", "low": 0.1, "high": 0.5}}},
+     "experiments.ql.optimize.search_space: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
+]
+
+
+@pytest.mark.parametrize(("section", "message"), BAD_SECTIONS, ids=[m[:50] for _, m in BAD_SECTIONS])
+def test_bad_optimize_section_fails_before_any_job(tmp_path: Path, section: dict, message: str) -> None:
+    config = yaml.safe_load(CONFIG)
+    config["experiments"]["ql"]["optimize"] = section
+    sentinel = tmp_path / "results" / "ql" / "optimize" / "journal.log"
+    sentinel.parent.mkdir(parents=True)
+    sentinel.write_text("earlier study")
+    result = run_snakemake(tmp_path, config, "optimize")
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "No job was run" in result.stderr
+    assert [p for p in (tmp_path / "results").rglob("*") if p.is_file()] == [sentinel]
+    assert sentinel.read_text() == "earlier study"
+    assert backups(tmp_path) == []
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    """`snakemake --lint` (exit status 1 on any lint) on the repository's Snakefile, optimize rules included.
+
+    Run from the temporary folder: the linter writes its log under the current folder, not under -d."""
+    (tmp_path / "config.yaml").write_text(CONFIG)
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--configfile", "config.yaml", "--lint"]
+    result = ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600))
+    assert "Congratulations, your workflow is in a good condition!" in output(result)
