@@ -393,11 +393,11 @@ def test_concurrent_updates_of_two_experiments_both_land(config_path: Path):
         start = threading.Barrier(2)
         values = {"ql_flow": 0.1 + round_, "ql_block": 0.2 + round_}
 
-        def update(experiment: str) -> None:
+        def update(experiment: str, value: float, start: threading.Barrier) -> None:
             start.wait()
-            update_init_kwargs(config_path, experiment, {"learning_rate": values[experiment]})
+            update_init_kwargs(config_path, experiment, {"learning_rate": value})
 
-        threads = [threading.Thread(target=update, args=(name,)) for name in values]
+        threads = [threading.Thread(target=update, args=(name, value, start)) for name, value in values.items()]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -561,11 +561,11 @@ def test_get_writer_data_is_one_frame_with_an_instance_column(tmp_path) -> None:
     assert sorted(data["instance"].unique()) == [0, 1, 2]
     assert set(data["name"]) == {"lake"}
     assert set(data["tag"]) == {"episode_rewards", "episode_length"}
-    for (instance, tag), rows in data.groupby(["instance", "tag"]):
+    for _, rows in data.groupby(["instance", "tag"]):
         steps = rows["global_step"].to_numpy()
         assert (np.diff(steps) > 0).all() and steps.max() <= 300
     lengths = data.query("tag == 'episode_length'")
-    for instance, rows in lengths.groupby("instance"):  # episode lengths add up to the step at which each ended
+    for _, rows in lengths.groupby("instance"):  # episode lengths add up to the step at which each ended
         np.testing.assert_array_equal(np.cumsum(rows["value"].to_numpy()), rows["global_step"].to_numpy())
     assert set(data.query("tag == 'episode_rewards'")["value"]) <= {0.0, 1.0}
 
