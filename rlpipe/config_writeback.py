@@ -298,7 +298,25 @@ def _render(old_text: str, experiment: str, kwargs: dict[str, Any], path: Path) 
         target[key] = value
     out = io.StringIO()
     handler.dump(document, out)
-    return out.getvalue()
+    return _realign_comments(old_text, out.getvalue())
+
+
+def _realign_comments(old_text: str, new_text: str) -> str:
+    """Put end-of-line comments of edited lines back in their old column (ruamel re-emits an edited flow
+    mapping with its comment one space after it). A line is only touched when its old and new versions
+    end with the same comment, so a '#' inside a value is never mistaken for one."""
+    old_lines, new_lines = old_text.split("\n"), new_text.split("\n")
+    matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
+    for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+        if tag != "replace" or a1 - a0 != b1 - b0:
+            continue
+        for old, k in zip(old_lines[a0:a1], range(b0, b1)):
+            column = old.find(" #") + 1
+            comment = old[column:] if column else ""
+            if comment and new_lines[k].endswith(comment):
+                code = new_lines[k][:-len(comment)].rstrip()
+                new_lines[k] = f"{code.ljust(column - 1)} {comment}" if len(code) < column else f"{code} {comment}"
+    return "\n".join(new_lines)
 
 
 def _own_init_kwargs(entry: CommentedMap) -> CommentedMap:

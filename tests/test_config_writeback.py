@@ -404,3 +404,16 @@ def test_concurrent_updates_of_two_experiments_both_land(config_path: Path):
             thread.join()
         data = yaml.safe_load(config_path.read_text())
         assert {name: data["experiments"][name]["init_kwargs"]["learning_rate"] for name in values} == values
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("    init_kwargs: {gamma: 0.9}      # tuned", "    init_kwargs: {gamma: 0.5}      # tuned"),  # column kept
+    ("    init_kwargs: {gamma: 0.9} # tuned", "    init_kwargs: {gamma: 0.123456789} # tuned"),  # no room: one space
+])
+def test_end_of_line_comment_of_the_edited_line_keeps_its_column(tmp_path: Path, line: str, expected: str):
+    path = tmp_path / "config.yaml"
+    path.write_text(f"experiments:\n  lake:\n    agent: rlpipe.agents.QLearningAgent\n    train_env: FrozenLake-v1\n"
+                    f"{line}\n    fit_budget: 10\n")
+    value = float(expected.split("gamma: ")[1].split("}")[0])
+    update_init_kwargs(path, "lake", {"gamma": value}, now=NOW)
+    assert expected in path.read_text().splitlines()
