@@ -176,6 +176,9 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
             from rlpipe.optimization import settings_problems
 
             problems += [f"optimize.{p}" for p in settings_problems(experiment["optimize"], agent_class, per_instance)]
+            for name, dimension in (experiment["optimize"].get("search_space") or {}).items():
+                choices = {f"choices[{i}]": choice for i, choice in enumerate(dimension.get("choices", []))}
+                problems += [f"optimize.search_space.{name}.{p}" for p in _check_init_kwargs_values(choices)]
     for key in ("train_env", "eval_env"):
         if key in experiment:
             try:

@@ -79,7 +79,7 @@ def _update_locked(path: Path, experiment: str, new_kwargs: Mapping[str, Any],
     """:func:`update_init_kwargs` once the caller holds the file's lock."""
     raw = _read_bytes(path)
     old_text, newline = _decode(raw, path)
-    kwargs = {str(key): _plain(value, f"experiments.{experiment}.init_kwargs.{key}") for key, value in new_kwargs.items()}
+    kwargs = {str(key): plain_value(value, f"experiments.{experiment}.init_kwargs.{key}") for key, value in new_kwargs.items()}
     old_data = _safe_load(old_text, path)
     current = _current_init_kwargs(old_data, experiment, path)
     if all(key in current and _same(current[key], value) for key, value in kwargs.items()):
@@ -195,8 +195,9 @@ def _experiment_entry(data: Any, experiment: str, path: Path) -> Mapping[str, An
 
 
 # ---------------------------------------------------------------------------------------------- values
-def _plain(value: Any, where: str) -> Any:
-    """``value`` as a plain YAML-able Python value (numpy scalars from Optuna become int/float)."""
+def plain_value(value: Any, where: str) -> Any:
+    """``value`` as a plain YAML- and JSON-able Python value (numpy scalars from Optuna become int/float,
+    tuples lists); anything else is a ConfigError naming ``where``."""
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -206,9 +207,9 @@ def _plain(value: Any, where: str) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, (list, tuple)):
-        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [plain_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, Mapping):
-        return {str(key): _plain(item, f"{where}.{key}") for key, item in value.items()}
+        return {str(key): plain_value(item, f"{where}.{key}") for key, item in value.items()}
     raise ConfigError(f"{where}: cannot write a value of type {type(value).__name__} to a YAML config")
 
 
@@ -304,7 +305,8 @@ def _render(old_text: str, experiment: str, kwargs: dict[str, Any], path: Path) 
 def _realign_comments(old_text: str, new_text: str) -> str:
     """Put end-of-line comments of edited lines back in their old column (ruamel re-emits an edited flow
     mapping with its comment one space after it). A line is only touched when its old and new versions
-    end with the same comment, so a '#' inside a value is never mistaken for one."""
+    end with the same comment; should a '#' inside a quoted value still be taken for one, the
+    realigned text would read differently, and the text is returned as ruamel wrote it."""
     old_lines, new_lines = old_text.split("\n"), new_text.split("\n")
     matcher = difflib.SequenceMatcher(a=old_lines, b=new_lines, autojunk=False)
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():
@@ -316,7 +318,8 @@ def _realign_comments(old_text: str, new_text: str) -> str:
             if comment and new_lines[k].endswith(comment):
                 code = new_lines[k][:-len(comment)].rstrip()
                 new_lines[k] = f"{code.ljust(column - 1)} {comment}" if len(code) < column else f"{code} {comment}"
-    return "\n".join(new_lines)
+    realigned = "\n".join(new_lines)
+    return realigned if yaml.safe_load(realigned) == yaml.safe_load(new_text) else new_text
 
 
 def _own_init_kwargs(entry: CommentedMap) -> CommentedMap:

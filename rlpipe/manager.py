@@ -41,7 +41,6 @@ from rlpipe.imports import import_object, object_path
 from rlpipe.logs import configure_logging, default_level
 from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
 from rlpipe.paths import ExperimentPaths
-from rlpipe.search_space import tuned_keys
 from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
 from rlpipe.writer import summary_writer_class
 
@@ -377,11 +376,10 @@ class ExperimentManager:
                     "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space}
         _check_optimize_settings(settings, {"n_trials": n_trials, "timeout": timeout, "n_optuna_workers": n_optuna_workers,
                                             "storage": storage}, self.agent_class, self.init_kwargs_per_instance)
-        tuned = set(tuned_keys(self.agent_class, search_space))
         task = tasks.OptimizeTask(
             experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), agent=self.agent_class,
             train_env=self.train_env, eval_env=self._eval_env,
-            init_kwargs={k: v for k, v in self.init_kwargs.items() if k not in tuned},
+            init_kwargs=tasks.untuned_init_kwargs(self.init_kwargs, self.agent_class, search_space),
             init_kwargs_per_instance=self.init_kwargs_per_instance, fit_budget=self.fit_budget, fit_kwargs=self.fit_kwargs,
             eval_kwargs=self.eval_kwargs, allow_pickle=self.allow_pickle, settings=settings, n_trials=n_trials,
             timeout=timeout, n_optuna_workers=n_optuna_workers, storage=storage, custom_eval_function=custom_eval_function,
@@ -394,7 +392,7 @@ class ExperimentManager:
         target = optimization.stored_trial_count(task, paths) + n_trials
         jobs = [_OptimizeJob(task, paths, worker, target, self.thread_shared_data, self.worker_logging_level)
                 for worker in range(n_optuna_workers)]
-        self._run(_run_optimize_job, jobs, optuna_parallelization)
+        self._run(_run_optimize_job, jobs, optuna_parallelization, max_workers=n_optuna_workers)  # all at once: one timeout
         record = optimization.summarize_study(task, paths)
         self.best_hyperparams = dict(record["init_kwargs"])
         self.init_kwargs.update(self.best_hyperparams)
@@ -448,13 +446,15 @@ class ExperimentManager:
             )
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
-    def _run(self, function: Callable[[Any], Any], jobs: list[Any], parallelization: str | None = None) -> list[Any]:
+    def _run(self, function: Callable[[Any], Any], jobs: list[Any], parallelization: str | None = None,
+             max_workers: int | None = None) -> list[Any]:
         """Run ``function`` on every job, in order of the jobs: inline, in threads, or in processes
-        (``parallelization``, default the manager's)."""
+        (``parallelization`` and ``max_workers``, default the manager's)."""
+        max_workers = max_workers or self.max_workers
         if len(jobs) == 1:
             return [function(jobs[0])]
         if (parallelization or self.parallelization) == "thread":
-            with ThreadPoolExecutor(self.max_workers) as pool:
+            with ThreadPoolExecutor(max_workers) as pool:
                 return list(pool.map(function, jobs))
         _check_spawn_safe(self.mp_context)
         import cloudpickle
@@ -462,7 +462,7 @@ class ExperimentManager:
         context = multiprocessing.get_context(self.mp_context)
         payloads = [cloudpickle.dumps((function, job)) for job in jobs]  # by value: classes from __main__ work too
         try:
-            with ProcessPoolExecutor(self.max_workers, mp_context=context) as pool:
+            with ProcessPoolExecutor(max_workers, mp_context=context) as pool:
                 return list(pool.map(_run_pickled, payloads))
         except BrokenProcessPool as error:
             raise RuntimeError(

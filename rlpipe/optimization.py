@@ -10,7 +10,8 @@ What makes a study trustworthy here:
   only, so :func:`trial_score` replays any trial exactly. The sampler is rebuilt for every trial with a
   seed derived from the trial number (:class:`TrialSeededSampler`): one worker proposes the same
   trials every time; with several, random search still does, while model-based samplers (TPE,
-  CMA-ES) also depend on which trials had finished when a trial was asked for.
+  CMA-ES) also depend on the other trials of the study (finished, and for TPE running) at the moment
+  a trial samples its parameters.
 - **An exact total.** ``n_trials`` counts every trial of the study, whoever runs it: a worker counts
   and asks under a file lock (``study.lock``), so two workers never both take the last trial.
 - **Resumable.** The study lives in an Optuna journal file (or any storage URL) under a name derived
@@ -23,14 +24,17 @@ What makes a study trustworthy here:
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import shutil
+import socket
 import sys
 import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ from optuna.samplers import BaseSampler, GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from rlpipe.agents.base import Agent
+from rlpipe.config_writeback import plain_value
 from rlpipe.errors import RlpipeError
 from rlpipe.evaluation import agent_episodes
 from rlpipe.fitting import agent_class, agent_kwargs
@@ -52,6 +57,7 @@ from rlpipe.search_space import (
     grid_problems,
     grid_values,
     sample_init_kwargs,
+    suggested_names,
     tuned_keys,
 )
 from rlpipe.seeding import keyed_child, seed_record
@@ -86,6 +92,13 @@ def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_spac
     problems += [f"sampler_kwargs: {p}" for p in rejected_keywords(sampler.__name__, others, accepted_keywords(sampler))]
     if method == "grid" and not explicit_grid:
         problems += grid_problems(search_space)
+    if explicit_grid:
+        grid = sampler_kwargs["search_space"]
+        if not isinstance(grid, Mapping) or not grid:
+            problems.append("sampler_kwargs.search_space: must map each suggested parameter to a list of values")
+        else:
+            problems += [f"sampler_kwargs.search_space.{name}: must be a non-empty list of values, got {values!r}"
+                         for name, values in grid.items() if not isinstance(values, (list, tuple)) or not values]
     return problems
 
 
@@ -108,6 +121,10 @@ def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],
         problems.append(f"search_space: missing, and {agent_class.__name__} does not define sample_parameters(trial); "
                         "give the parameters to tune here")
         return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
+    explicit_grid = settings["sampler_kwargs"].get("search_space") if settings["sampler_method"] == "grid" else None
+    if isinstance(explicit_grid, Mapping) and set(explicit_grid) != set(suggested_names(agent_class, search_space)):
+        problems.append(f"sampler_kwargs.search_space: the grid names {sorted(explicit_grid)} are not the parameters "
+                        f"the trials suggest {sorted(suggested_names(agent_class, search_space))}")
     per_instance_keys = {key for kwargs in init_kwargs_per_instance or [] for key in kwargs}
     where = "search_space." if search_space else f"search_space: {agent_class.__name__}.sample_parameters tunes "
     problems += [f"{where}{name}: is set per instance in init_kwargs_per_instance, so it cannot be tuned"
@@ -152,7 +169,7 @@ class TrialSeededSampler(BaseSampler):
     Optuna's samplers draw from one generator per process, so which proposals a trial gets would
     depend on how many trials that process ran before and on how trials were spread over workers.
     Rebuilding the sampler per trial makes a trial's proposal a function of its number and of the
-    study's finished trials only.
+    study's other trials only (none for random search).
     """
 
     def __init__(self, factory: Callable[[int], BaseSampler], seed: np.random.SeedSequence) -> None:
@@ -213,7 +230,7 @@ def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
 
 def delete_study(task: OptimizeTask, paths: OptimizePaths) -> bool:
     """Delete the task's study from its storage, if there is one (to start over)."""
-    with FileLock(_study_lock(paths)):
+    with _study_mutex(paths):
         try:
             optuna.delete_study(study_name=task.study_name, storage=_storage(task, paths))
         except KeyError:
@@ -222,9 +239,12 @@ def delete_study(task: OptimizeTask, paths: OptimizePaths) -> bool:
 
 
 def stored_trial_count(task: OptimizeTask, paths: OptimizePaths) -> int:
-    """How many counted trials the task's study already holds (0 if it does not exist yet)."""
-    with FileLock(_study_lock(paths)):
-        return len(counted_trials(open_study(task, paths)))
+    """How many counted trials the task's study already holds (0 if it does not exist yet); trials of
+    dead workers are failed first, so they are not counted."""
+    with _study_mutex(paths):
+        study = open_study(task, paths)
+        _fail_interrupted_trials(study, paths)
+        return len(counted_trials(study))
 
 
 def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
@@ -252,7 +272,7 @@ def run_worker(task: OptimizeTask, paths: OptimizePaths, worker: int = 0, n_tria
     """
     started, deadline = utc_now(), None if task.timeout is None else time.monotonic() + task.timeout
     target = trial_cap(task, task.n_trials if n_trials is None else n_trials)
-    with FileLock(_study_lock(paths)):
+    with _study_mutex(paths):
         study = open_study(task, paths)
     ran: dict[int, str] = {}
     while deadline is None or time.monotonic() < deadline:
@@ -266,29 +286,53 @@ def run_worker(task: OptimizeTask, paths: OptimizePaths, worker: int = 0, n_tria
             "started": started, "finished": utc_now()}
 
 
-def _study_lock(paths: OptimizePaths) -> Path:
-    """The study lock's path, its folder created."""
+_PROCESS_LOCKS: dict[Path, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+_OWNER = "owner"
+
+
+@contextlib.contextmanager
+def _study_mutex(paths: OptimizePaths) -> Iterator[None]:
+    """Exclusive access to the study across processes (a file lock) and across threads of this process.
+
+    The thread lock matters where flock is emulated with per-process POSIX locks (NFS): there, two
+    threads of one process would both get the file lock.
+    """
     paths.folder.mkdir(parents=True, exist_ok=True)
-    return paths.study_lock
+    with _PROCESS_LOCKS_GUARD:
+        thread_lock = _PROCESS_LOCKS.setdefault(paths.study_lock.resolve(), threading.Lock())
+    with thread_lock, FileLock(paths.study_lock):
+        yield
+
+
+def _process_id() -> str:
+    """Who runs a trial: trials of this very process are alive by definition (it is running)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _claim_trial(study: optuna.Study, paths: OptimizePaths, target: int) -> tuple[optuna.Trial, FileLock] | None:
     """Under the study lock: fail the trials of dead workers, stop if the study is full, else ask for a trial
     and take its running lock before anyone can see it running."""
-    with FileLock(paths.study_lock):
+    with _study_mutex(paths):
         _fail_interrupted_trials(study, paths)
         if len(counted_trials(study)) >= target:
             return None
         trial = study.ask()
-        running = FileLock(paths.running_lock(trial.number))
-        paths.running_lock(trial.number).parent.mkdir(parents=True, exist_ok=True)
+        trial.set_user_attr(_OWNER, _process_id())
+        lock_path = paths.running_lock(study.study_name, trial.number)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        running = FileLock(lock_path)
         running.acquire(timeout=0)
         return trial, running
 
 
 def _fail_interrupted_trials(study: optuna.Study, paths: OptimizePaths) -> None:
+    """Mark failed (and ``interrupted``) every running trial of another process whose running lock is free."""
     for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        probe = FileLock(paths.running_lock(frozen.number))
+        if frozen.user_attrs.get(_OWNER) == _process_id():
+            continue
+        lock_path = paths.running_lock(study.study_name, frozen.number)
+        probe = FileLock(lock_path)
         try:
             probe.acquire(timeout=0)
         except Timeout:
@@ -304,15 +348,17 @@ def _fail_interrupted_trials(study: optuna.Study, paths: OptimizePaths) -> None:
             print(f"[rlpipe] trial {frozen.number} was interrupted (its worker died); it is not counted", file=sys.stderr)
         finally:
             probe.release()
-            paths.running_lock(frozen.number).unlink(missing_ok=True)
+            lock_path.unlink(missing_ok=True)
+            shutil.rmtree(paths.trial_folder(study.study_name, frozen.number), ignore_errors=True)
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, running: FileLock, task: OptimizeTask, paths: OptimizePaths,
                worker: int, shared_data: dict[str, Any] | None) -> TrialState:
     value, state = None, TrialState.COMPLETE
     clock = time.perf_counter()
+    folder = paths.trial_folder(study.study_name, trial.number)
     try:
-        value = trial_score(trial, task, paths.trial_folder(trial.number), shared_data)
+        value = trial_score(trial, task, folder, shared_data)
     except optuna.TrialPruned:
         state = TrialState.PRUNED
     except Exception as error:
@@ -320,11 +366,18 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, running: FileLock, task
         trial.set_user_attr(_ERROR, f"{type(error).__name__}: {error}")
         print(f"[rlpipe] trial {trial.number} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(paths.trial_folder(trial.number), ignore_errors=True)
-    with FileLock(paths.study_lock):  # finish and unlock together: no worker ever sees it running and unlocked
-        study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
-        running.release()
-        paths.running_lock(trial.number).unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    with _study_mutex(paths):  # finish and unlock together: no worker ever sees it running and unlocked
+        try:
+            study.tell(trial, value if state is TrialState.COMPLETE else None, state=state)
+        except ValueError as error:  # another worker marked it interrupted: its lock was not visible to it
+            raise OptimizationError(
+                f"trial {trial.number} of '{task.experiment}' was marked interrupted by another worker while it ran "
+                f"({error}). Workers sharing a study must share its folder {paths.folder} (it holds their locks)"
+            ) from error
+        finally:
+            running.release()
+            paths.running_lock(study.study_name, trial.number).unlink(missing_ok=True)
     shown = f"value {value:.6g}" if value is not None else state.name.lower()
     print(f"[rlpipe] {task.experiment} trial {trial.number} (worker {worker}): {shown} in "
           f"{time.perf_counter() - clock:.1f} s, {trial.params}", file=sys.stderr, flush=True)
@@ -346,9 +399,9 @@ def first_error(trials: list[FrozenTrial]) -> str:
 
 # ---------------------------------------------------------------------------------------------- one trial
 def fraction_budgets(fit_budget: int, fit_fraction: float) -> list[int]:
-    """Budgets of the successive fits of a trial: steps of ``fit_fraction * fit_budget``, the last one
-    shortened so that they sum to ``fit_budget`` exactly (never more)."""
-    step = max(1, min(fit_budget, round(fit_budget * fit_fraction)))
+    """Budgets of the successive fits of a trial: steps of ``fit_fraction * fit_budget`` rounded up, the
+    last one shortened so that they sum to ``fit_budget`` exactly (never more)."""
+    step = max(1, min(fit_budget, math.ceil(fit_budget * fit_fraction - 1e-9)))
     budgets = [step] * (fit_budget // step)
     return budgets + ([fit_budget - sum(budgets)] if sum(budgets) < fit_budget else [])
 
@@ -363,7 +416,7 @@ def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: d
     """
     cls = agent_class(task)
     sampled = sample_init_kwargs(trial, cls, task.settings.get("search_space"))
-    trial.set_user_attr(_INIT_KWARGS, _plain(sampled))
+    trial.set_user_attr(_INIT_KWARGS, plain_value(sampled, "init_kwargs"))
     agents = [_trial_agent(cls, task, trial.number, j, sampled, output_dir, shared_data) for j in range(task.settings["n_fit"])]
     budgets = fraction_budgets(task.fit_budget, task.settings["fit_fraction"])
     for step, budget in enumerate(budgets, start=1):
@@ -410,17 +463,6 @@ def _score(agents: list[Agent], task: OptimizeTask, number: int) -> float:
     return score
 
 
-def _plain(value: Any) -> Any:
-    """JSON/YAML-friendly copy of sampled init kwargs: tuples become lists, numpy scalars Python numbers."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 # ---------------------------------------------------------------------------------------------- results
 def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
     """Write the best init kwargs (YAML), the trials (Parquet) and the history and importance plots.
@@ -430,7 +472,7 @@ def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
     """
     from rlpipe.optimization_report import write_study_outputs
 
-    with FileLock(_study_lock(paths)):
+    with _study_mutex(paths):
         study = open_study(task, paths)
     trials = counted_trials(study)
     counts = Counter(t.state.name.lower() for t in trials)

@@ -21,7 +21,7 @@ def write_study_outputs(study: optuna.Study, trials: list[FrozenTrial], record: 
     """Write every output of the study; ``best_init_kwargs.yaml`` last, since it marks the study as summarized."""
     table = trials_table(study)
     write_parquet(paths.trials, table, metadata={k: record[k] for k in ("experiment", "study", "root_seed", "versions")})
-    title = f"{record['experiment']}: {len(table)} trials"
+    title = f"{record['experiment']}: {len(trials)} trials"
     save_figure(optimization_history_figure(table, title), paths.history_plot, dpi=120)
     importances = parameter_importances(study, trials)
     save_figure(importance_figure(importances, f"{record['experiment']}: parameter importance"),
@@ -30,12 +30,25 @@ def write_study_outputs(study: optuna.Study, trials: list[FrozenTrial], record: 
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """``study.trials_dataframe()`` with nested user attributes (init kwargs) as JSON text, so Parquet can hold them."""
+    """``study.trials_dataframe()`` with columns Parquet cannot hold as they are written as JSON text:
+    nested user attributes (init kwargs), and parameters whose values mix types (categorical choices
+    such as ``["auto", 0.5]``)."""
     table = study.trials_dataframe()
     for column in table.columns:
-        if table[column].dtype == object and table[column].map(lambda v: isinstance(v, (dict, list))).any():
-            table[column] = table[column].map(lambda v: json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v)
+        if table[column].dtype == object and _needs_json(table[column]):
+            table[column] = table[column].map(lambda v: json.dumps(v, sort_keys=True) if _present(v) else None)
     return table
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
+def _needs_json(values: pd.Series) -> bool:
+    present = [v for v in values if _present(v)]
+    kinds = {type(v) for v in present}
+    numbers = kinds & {int, float}  # ints and floats share a Parquet column
+    return any(isinstance(v, (dict, list)) for v in present) or len(kinds - numbers) + bool(numbers) > 1
 
 
 def parameter_importances(study: optuna.Study, trials: list[FrozenTrial]) -> dict[str, float]:

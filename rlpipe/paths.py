@@ -64,13 +64,13 @@ class OptimizePaths:
         """Held while a worker counts trials and asks for a new one, so the total is exact."""
         return self.folder / "study.lock"
 
-    def running_lock(self, trial: int) -> Path:
-        """Held by the worker running ``trial``: a free lock on a running trial means its worker died."""
-        return self.folder / "running" / f"{trial}.lock"
+    def running_lock(self, study: str, trial: int) -> Path:
+        """Held by the worker running ``trial`` of ``study``: a free lock on a running trial means its worker died."""
+        return self.folder / "running" / study / f"{trial}.lock"
 
-    def trial_folder(self, trial: int) -> Path:
+    def trial_folder(self, study: str, trial: int) -> Path:
         """Output dir of the trial's agents, deleted when the trial ends."""
-        return self.folder / "trials" / str(trial)
+        return self.folder / "trials" / study / str(trial)
 
     def worker_record(self, worker: int | str) -> Path:
         return self.folder / "workers" / f"{worker}.json"

@@ -81,23 +81,45 @@ def defines_sample_parameters(agent_class: type[Agent]) -> bool:
 
 
 def tuned_keys(agent_class: type[Agent], search_space: Mapping[str, Dimension] | None) -> list[str]:
-    """The init kwargs a study tunes, found without a study by asking a trial that answers every
-    suggestion with its lowest value or first choice. The optimisation's identity leaves them out of
-    the shared init_kwargs, so writing the tuned values back does not make the study look stale."""
-    return sorted(sample_init_kwargs(_ProbeTrial(), agent_class, search_space))
+    """The init kwargs a study tunes, found without a study by running the search space on probe trials
+    that answer every suggestion with its lowest value or first choice, then its highest or last (so
+    the keys of both sides of a simple condition are seen). The optimisation's identity leaves them
+    out of the shared init_kwargs, so writing the tuned values back does not make the study look stale.
+    A ``sample_parameters`` should return the same keys whatever its choices."""
+    return sorted({key for probe in _probes() for key in sample_init_kwargs(probe, agent_class, search_space)})
+
+
+def suggested_names(agent_class: type[Agent], search_space: Mapping[str, Dimension] | None) -> list[str]:
+    """The parameter names a trial suggests (``trial.params``), which may differ from the init kwargs."""
+    names: set[str] = set()
+    for probe in _probes():
+        sample_init_kwargs(probe, agent_class, search_space)
+        names |= probe.suggested
+    return sorted(names)
+
+
+def _probes() -> list[_ProbeTrial]:
+    return [_ProbeTrial(last=False), _ProbeTrial(last=True)]
 
 
 class _ProbeTrial:
-    """Just enough of ``optuna.Trial`` to run a ``sample_parameters`` and see which keys it returns."""
+    """Just enough of ``optuna.Trial`` to run a ``sample_parameters`` and see what it suggests and returns."""
 
     number = 0
-    params: dict[str, Any] = {}
+
+    def __init__(self, last: bool) -> None:
+        self.last, self.suggested, self.params = last, set(), {}
+
+    def _answer(self, name: str, value: Any) -> Any:
+        self.suggested.add(name)
+        self.params[name] = value
+        return value
 
     def suggest_float(self, name: str, low: float, high: float, **_: Any) -> float:
-        return low
+        return self._answer(name, high if self.last else low)
 
     def suggest_int(self, name: str, low: int, high: int, **_: Any) -> int:
-        return low
+        return self._answer(name, high if self.last else low)
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
-        return list(choices)[0]
+        return self._answer(name, list(choices)[-1 if self.last else 0])

@@ -38,9 +38,7 @@ class _Task:
 
     def record(self) -> dict[str, Any]:
         """The task as JSON data; classes and callables (Python API) are named by their import path."""
-        from rlpipe.imports import object_path
-
-        return json.loads(json.dumps(asdict(self), default=lambda o: object_path(o) if callable(o) else repr(o)))
+        return json.loads(json.dumps(asdict(self), default=lambda o: _callable_name(o) if callable(o) else repr(o)))
 
     def task_hash(self) -> str:
         return stable_hash(self.record())
@@ -144,6 +142,18 @@ class OptimizeTask(_Task):
         return self.stream(Stream.OPTIMIZE, 1)
 
 
+def _callable_name(obj: Any) -> str:
+    """Import path of a callable; lambdas and local functions, which share a path with their siblings,
+    also get a digest of their code, so two different ones never give the same task."""
+    from rlpipe.imports import object_path
+
+    name = object_path(obj)
+    code = getattr(obj, "__code__", None)
+    if code is not None and ("<lambda>" in name or "<locals>" in name):
+        name += "#" + stable_hash([code.co_code.hex(), repr(code.co_consts), code.co_names])
+    return name
+
+
 def episode_seeds(seed: np.random.SeedSequence, n: int) -> np.ndarray:
     """``n`` non-negative int64 reset seeds drawn from ``seed``; a prefix is stable when ``n`` grows."""
     return (seed.generate_state(n) >> 1).astype(np.int64)
@@ -182,20 +192,18 @@ def aggregate_task(study: Study, experiment: str) -> AggregateTask:
 def optimize_task(study: Study, experiment: str) -> OptimizeTask:
     """The task of an experiment's ``optimize`` section (a ConfigError if it has none)."""
     from rlpipe.imports import import_object
-    from rlpipe.search_space import tuned_keys
 
     spec = study.experiment(experiment)
     if "optimize" not in spec:
         raise ConfigError(f"experiment '{experiment}' has no 'optimize' section: add one to tune it")
     settings = dict(spec["optimize"])
-    tuned = set(tuned_keys(import_object(spec["agent"]), settings.get("search_space")))
     return OptimizeTask(
         experiment=experiment,
         root_seed=_root(study),
         agent=spec["agent"],
         train_env=spec["train_env"],
         eval_env=spec.get("eval_env", spec["train_env"]),
-        init_kwargs={k: v for k, v in spec["init_kwargs"].items() if k not in tuned},
+        init_kwargs=untuned_init_kwargs(spec["init_kwargs"], import_object(spec["agent"]), settings.get("search_space")),
         init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
         fit_budget=spec["fit_budget"],
         fit_kwargs=spec["fit_kwargs"],
@@ -204,6 +212,14 @@ def optimize_task(study: Study, experiment: str) -> OptimizeTask:
         settings={k: settings.get(k) for k in STUDY_SETTINGS},
         **{k: settings[k] for k in OptimizeTask._RUN_FIELDS},
     )
+
+
+def untuned_init_kwargs(init_kwargs: dict[str, Any], agent_class: type, search_space: dict[str, Any] | None) -> dict[str, Any]:
+    """The init kwargs a study shares: those it does not tune (so writing tuned values back changes nothing)."""
+    from rlpipe.search_space import tuned_keys
+
+    tuned = set(tuned_keys(agent_class, search_space))
+    return {key: value for key, value in init_kwargs.items() if key not in tuned}
 
 
 def instance_init_kwargs(spec: dict[str, Any], instance: int) -> dict[str, Any]:

@@ -417,3 +417,11 @@ def test_end_of_line_comment_of_the_edited_line_keeps_its_column(tmp_path: Path,
     value = float(expected.split("gamma: ")[1].split("}")[0])
     update_init_kwargs(path, "lake", {"gamma": value}, now=NOW)
     assert expected in path.read_text().splitlines()
+
+
+def test_a_hash_inside_a_quoted_value_is_not_taken_for_a_comment(tmp_path: Path):
+    path = tmp_path / "config.yaml"
+    path.write_text("experiments:\n  lake:\n    agent: helpers_agents:PeakAgent\n    train_env: FrozenLake-v1\n"
+                    "    init_kwargs: {x: 0.25, level: 'high #1'}\n    fit_budget: 10\n")
+    update_init_kwargs(path, "lake", {"x": 0.5}, now=NOW)
+    assert yaml.safe_load(path.read_text())["experiments"]["lake"]["init_kwargs"] == {"x": 0.5, "level": "high #1"}

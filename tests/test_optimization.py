@@ -6,6 +6,7 @@ PeakAgent's score is ``fitted / 100 * (1 - (x - 0.3)**2) + 0.5 * (level == "high
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import multiprocessing
@@ -348,7 +349,7 @@ def test_a_trial_whose_worker_died_is_failed_and_not_counted(tmp_path) -> None:
     paths = OptimizePaths(tmp_path / "optimize")
     paths.folder.mkdir(parents=True)
     dead = open_study(task, paths).ask()  # asked, never finished, running lock free: a killed worker
-    assert dead.number == 0 and stored_trial_count(task, paths) == 1
+    assert dead.number == 0 and stored_trial_count(task, paths) == 0  # counting fails it first
     result = run_worker(task, paths)
     study = open_study(task, paths)
     trials = study.get_trials()
@@ -357,7 +358,7 @@ def test_a_trial_whose_worker_died_is_failed_and_not_counted(tmp_path) -> None:
     assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 4
     assert result["trials"] == {1: "COMPLETE", 2: "COMPLETE", 3: "COMPLETE", 4: "COMPLETE"}
     assert len(counted_trials(study)) == 4 == stored_trial_count(task, paths)
-    assert not paths.running_lock(0).exists()
+    assert not paths.running_lock(study.study_name, 0).exists()
     record = summarize_study(task, paths)
     assert record["trials"] == {"complete": 4} and record["first_error"] is None  # the interruption is not a failure
 
@@ -367,8 +368,8 @@ def test_a_running_trial_whose_lock_is_held_is_left_alone(tmp_path) -> None:
     paths = OptimizePaths(tmp_path / "optimize")
     paths.folder.mkdir(parents=True)
     alive = open_study(task, paths).ask()
-    paths.running_lock(alive.number).parent.mkdir(parents=True)
-    lock = FileLock(paths.running_lock(alive.number))
+    paths.running_lock(task.study_name, alive.number).parent.mkdir(parents=True)
+    lock = FileLock(paths.running_lock(task.study_name, alive.number))
     lock.acquire(timeout=0)
     try:
         result = run_worker(task, paths)
@@ -562,3 +563,61 @@ def test_untuned_init_kwargs_reach_the_trials(tmp_path) -> None:
     high = trial_score(FixedTrial({"x": 0.3}, number=0), peak_task(init_kwargs={"level": "high"}, search_space=only_x), tmp_path)
     low = trial_score(FixedTrial({"x": 0.3}, number=0), peak_task(init_kwargs={"level": "low"}, search_space=only_x), tmp_path)
     assert high == pytest.approx(1.5, abs=0.05) and low == pytest.approx(1.0, abs=0.05)
+
+
+# ---------------------------------------------------------------------------------------------- review fixes
+class ConditionalPeakAgent(PeakAgent):
+    """Suggests ``x`` only on one side of a condition on ``level``."""
+
+    @classmethod
+    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
+        level = trial.suggest_categorical("level", ["low", "high"])
+        return {"level": level, **({"x": trial.suggest_float("x", -1.0, 1.0)} if level == "high" else {})}
+
+
+def test_tuned_keys_see_both_sides_of_a_condition() -> None:
+    assert tuned_keys(ConditionalPeakAgent, None) == ["level", "x"]
+
+
+def test_categorical_choices_of_mixed_types_are_stored_as_json_text(tmp_path) -> None:
+    study = optuna.create_study(direction="maximize")
+    distribution = optuna.distributions.CategoricalDistribution(["auto", 0.5])
+    for choice, value in (("auto", 1.0), (0.5, 2.0)):
+        study.add_trial(optuna.trial.create_trial(params={"clip": choice}, distributions={"clip": distribution},
+                                                  value=value, user_attrs={"init_kwargs": {"clip": choice}}))
+    path = tmp_path / "trials.parquet"
+    trials_table(study).to_parquet(path)
+    table = pd.read_parquet(path)
+    assert [json.loads(v) for v in table["params_clip"]] == ["auto", 0.5]
+    assert [json.loads(v) for v in table["user_attrs_init_kwargs"]] == [{"clip": "auto"}, {"clip": 0.5}]
+
+
+def test_counting_stored_trials_fails_those_of_dead_workers_first(tmp_path) -> None:
+    task = peak_task(n_trials=3)
+    paths = OptimizePaths(tmp_path / "optimize")
+    run_worker(task, paths)
+    with FileLock(paths.study_lock):
+        open_study(task, paths).ask()  # a worker killed during its trial
+    assert stored_trial_count(task, paths) == 3
+    assert states(open_study(task, paths)) == ["COMPLETE"] * 3 + ["FAIL"]
+
+
+def test_two_lambdas_as_custom_eval_function_are_two_studies() -> None:
+    task = peak_task()
+    first = dataclasses.replace(task, custom_eval_function=lambda agents: 1.0)
+    second = dataclasses.replace(task, custom_eval_function=lambda agents: 2.0)
+    assert len({task.study_name, first.study_name, second.study_name}) == 3
+
+
+@pytest.mark.parametrize(("optimize", "message"), [
+    ({"sampler_method": "grid", "sampler_kwargs": {"search_space": {"x": 0.1, "level": ["high"]}}},
+     "optimize.sampler_kwargs.search_space.x: must be a non-empty list of values, got 0.1"),
+    ({"sampler_method": "grid", "sampler_kwargs": {"search_space": {"x": [0.1], "levl": ["high"]}}},
+     "optimize.sampler_kwargs.search_space: the grid names ['levl', 'x'] are not the parameters the trials suggest ['level', 'x']"),
+    ({"search_space": {"level": {"type": "categorical", "choices": ["high", "1e-3"]}}},
+     "optimize.search_space.level.choices[1]: '1e-3' was read as a string"),
+])
+def test_review_found_sections_are_refused(optimize: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        peak_task(**optimize)
+    assert f"experiments.peak.{message}" in str(raised.value)
