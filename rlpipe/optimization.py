@@ -223,7 +223,7 @@ def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
     study = optuna.create_study(storage=_storage(task, paths), study_name=task.study_name, direction="maximize",
                                 sampler=sampler, pruner=make_pruner(task.settings["pruner_method"]), load_if_exists=True)
     if "task" not in study.user_attrs:
-        study.set_user_attr("task", {k: v for k, v in task.record().items() if k not in task._RUN_FIELDS})
+        study.set_user_attr("task", task.study_record())
         study.set_user_attr("versions", library_versions())
     return study
 

@@ -20,8 +20,9 @@ from rlpipe.provenance import canonical_json, stable_hash
 from rlpipe.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
 
 
-# The optimize settings that define a study (the others say how much of it to run).
+# The optimize settings that define a study, and those that only say how much of it to run and where.
 STUDY_SETTINGS = ("n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space")
+RUN_SETTINGS = ("n_trials", "timeout", "n_optuna_workers", "storage")
 
 
 @dataclass(frozen=True)
@@ -123,11 +124,13 @@ class OptimizeTask(_Task):
     custom_eval_function: Any = None
     writer_kwargs: dict[str, Any] | None = None
 
-    _RUN_FIELDS = ("n_trials", "timeout", "n_optuna_workers", "storage")
+    def study_record(self) -> dict[str, Any]:
+        """The fields that change what a trial computes (not how much to run, nor how trials log)."""
+        return {k: v for k, v in self.record().items() if k not in (*RUN_SETTINGS, "writer_kwargs")}
 
     def identity(self) -> str:
-        """Hash of everything that changes what a trial computes: a different identity is a different study."""
-        return stable_hash({k: v for k, v in self.record().items() if k not in self._RUN_FIELDS})
+        """Hash of :meth:`study_record`: a different identity is a different study."""
+        return stable_hash(self.study_record())
 
     @property
     def study_name(self) -> str:
@@ -210,7 +213,7 @@ def optimize_task(study: Study, experiment: str) -> OptimizeTask:
         eval_kwargs=spec["eval_kwargs"],
         allow_pickle=spec["allow_pickle"],
         settings={k: settings.get(k) for k in STUDY_SETTINGS},
-        **{k: settings[k] for k in OptimizeTask._RUN_FIELDS},
+        **{k: settings[k] for k in RUN_SETTINGS},
     )
 
 

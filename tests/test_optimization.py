@@ -621,3 +621,8 @@ def test_review_found_sections_are_refused(optimize: dict[str, Any], message: st
     with pytest.raises(ConfigError) as raised:
         peak_task(**optimize)
     assert f"experiments.peak.{message}" in str(raised.value)
+
+
+def test_how_trials_log_is_not_part_of_the_study() -> None:
+    task = peak_task()
+    assert dataclasses.replace(task, writer_kwargs={"print_log": True}).study_name == task.study_name
