@@ -80,7 +80,7 @@ def optimize_section_problems(section: dict[str, Any], agent_class: type,
                               init_kwargs_per_instance: list[dict[str, Any]] | None) -> list[str]:
     """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics.
     ``section`` gets its defaults filled in."""
-    from rlpipe.optimization import settings_problems
+    from rlpipe.study_settings import settings_problems
 
     schema = {"$ref": "#/$defs/experiment/properties/optimize", "$defs": _schema()["$defs"]}
     errors = sorted(_validator_class()(schema).iter_errors(section), key=_error_sort_key)
@@ -173,7 +173,7 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
         for where, kwargs in all_kwargs:
             problems += [f"{where}: {p}" for p in _check_accepted_kwargs(agent_class, kwargs)]
         if "optimize" in experiment:
-            from rlpipe.optimization import settings_problems
+            from rlpipe.study_settings import settings_problems
 
             problems += [f"optimize.{p}" for p in settings_problems(experiment["optimize"], agent_class, per_instance)]
             for name, dimension in (experiment["optimize"].get("search_space") or {}).items():

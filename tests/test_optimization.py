@@ -1,5 +1,5 @@
-"""rlpipe.optimization and its helpers: samplers, pruners, reproducibility, resume, failures, interrupted
-trials, outputs, and the config's ``optimize`` section, on PeakAgent (known optimum: x = 0.3, level "high").
+"""rlpipe.optimization and its helpers (study_settings, search_space, optimization_report): samplers,
+pruners, reproducibility, resume, failures, interrupted trials, outputs, and the config's ``optimize`` section, on PeakAgent (known optimum: x = 0.3, level "high").
 
 PeakAgent's score is ``fitted / 100 * (1 - (x - 0.3)**2) + 0.5 * (level == "high")`` plus noise of
 0.01, so with fit_budget 100 a trial's value is about ``1 - (x - 0.3)**2 + bonus``.
@@ -26,13 +26,14 @@ from rlpipe.agents import QLearningAgent
 from rlpipe.config import optimize_section_problems, validate_study
 from rlpipe.errors import ConfigError
 from rlpipe.optimization import (FAILURES_BEFORE_GIVING_UP, OptimizationError, counted_trials, delete_study,
-                                 fraction_budgets, open_study, run_worker, sampler_problems, stored_trial_count,
-                                 summarize_study, trial_cap, trial_score)
+                                 fraction_budgets, open_study, run_worker, stored_trial_count, summarize_study,
+                                 trial_cap, trial_score)
 from rlpipe.optimization_report import parameter_importances, trials_table
 from rlpipe.paths import OptimizePaths
 from rlpipe.plots import importance_figure, optimization_history_figure
 from rlpipe.provenance import library_versions
 from rlpipe.search_space import grid_values, tuned_keys
+from rlpipe.study_settings import sampler_problems
 from rlpipe.tasks import OptimizeTask, optimize_task
 
 PEAK = "helpers_agents:PeakAgent"
