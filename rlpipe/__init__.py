@@ -14,11 +14,18 @@ _EXPORTS = {
     "AgentWithSimplePolicy": "rlpipe.agents.base",
     "DefaultWriter": "rlpipe.writer",
     "ExperimentManager": "rlpipe.manager",
+    "AgentManager": "rlpipe.manager",
+    "preset_manager": "rlpipe.manager",
     "MultipleManagers": "rlpipe.manager_tools",
     "evaluate_agents": "rlpipe.manager_tools",
     "plot_writer_data": "rlpipe.manager_tools",
+    "plot_smoothed_curves": "rlpipe.manager_tools",
+    "plot_synchronized_curves": "rlpipe.manager_tools",
     "read_writer_data": "rlpipe.manager_tools",
+    "compare_agents": "rlpipe.agent_comparisons",
+    "AdastopComparator": "rlpipe.agent_comparisons",
     "Seeder": "rlpipe.seeding",
+    "WriterWrapper": "rlpipe.wrappers",
 }
 
 __all__ = ["__version__", *_EXPORTS]

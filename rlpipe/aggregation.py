@@ -1,7 +1,13 @@
-"""Aggregate one experiment: all instances' writer data and evaluations, a summary, and two plots."""
+"""Aggregate one experiment: all instances' writer data and evaluations, a summary, and two plots.
+
+The learning curve shows the configured tag. An agent that logs other tags (rlberry agents log their
+own) or a misspelt tag never fails the stage: the plot then shows the tags that were logged, and the
+log says so.
+"""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,7 +22,9 @@ from rlpipe.paths import ExperimentPaths, InstancePaths
 from rlpipe.provenance import library_versions
 from rlpipe.tasks import AggregateTask
 
-SCORE = "discounted_return"  # what agent.eval returns: with gamma = 1 it is the plain return
+SCORE = "score"  # per evaluation row: the discounted return of an episode, or the value of the agent's own eval
+MAX_FALLBACK_TAGS = 8  # panels of the learning-curve plot when the configured tag was not logged
+_LOGGER = logging.getLogger("rlpipe.aggregation")
 
 
 def read_instance_tables(instances: Sequence[int], paths: Sequence[InstancePaths], kind: str) -> pd.DataFrame:
@@ -71,22 +79,48 @@ def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstanceP
         "fit_wall_time_s": _fit_wall_times(instance_paths),
         **provenance,
     }
+    summary["learning_curve_tags"] = _plot_learning_curve(task, writer_data, paths, rng)
     write_json(paths.summary, summary)
-    _plot_learning_curve(task, writer_data, paths, rng)
-    figure = plots.evaluation_figure(evaluation, title=f"{task.experiment}: evaluation ({task.env})", metric=SCORE)
+    rows = "eval calls" if set(evaluation.get("unit", [])) == {"eval"} else "episodes"
+    figure = plots.evaluation_figure(evaluation, title=f"{task.experiment}: evaluation ({task.env})", metric=SCORE,
+                                     rows=rows)
     save_figure(figure, paths.evaluation_plot, dpi=120)
     return summary
 
 
-def _plot_learning_curve(task: AggregateTask, writer_data: pd.DataFrame, paths: ExperimentPaths, rng: np.random.Generator) -> None:
+def _plot_learning_curve(task: AggregateTask, writer_data: pd.DataFrame, paths: ExperimentPaths,
+                         rng: np.random.Generator) -> list[str]:
+    """Plot the configured tag, or every tag the instances logged when none logged it; return the tags plotted."""
     settings = task.learning_curve
     tag, xtag = settings["tag"], settings["xtag"]
-    curves = statistics.learning_curves(writer_data, tag, xtag=xtag, smoothing_window=settings["smoothing_window"])
-    band = statistics.curve_band(curves, rng, confidence=task.report["confidence"])
+    logged = list(dict.fromkeys(writer_data["tag"]))
+    tags = [tag] if tag in logged else logged[:MAX_FALLBACK_TAGS]
+    title = None
+    if tag not in logged:
+        shown = ", ".join(repr(t) for t in tags) or "none"
+        _LOGGER.warning("experiment '%s': no instance logged the learning-curve tag %r; plotting the tags it logged "
+                        "instead (%s). Set learning_curve.tag to one of them.", task.experiment, tag, shown)
+        title = f"{task.experiment} on {task.env}: tag {tag!r} was not logged; logged tags"
+    panels = [_curve_panel(task, writer_data, shown_tag, xtag, rng) for shown_tag in tags]
     xlabel = "environment steps" if xtag == "global_step" else "seconds"
-    figure = plots.learning_curve_figure(band, curves, title=f"{task.experiment} on {task.env}", ylabel=tag,
-                                         xlabel=xlabel, confidence=task.report["confidence"])
+    if not panels:
+        panels = [plots.CurvePanel(f"{task.experiment} on {task.env}", tag, note="the agent logged no writer data")]
+    figure = plots.learning_curves_figure(panels, xlabel, task.report["confidence"], title=title)
     save_figure(figure, paths.learning_curve_plot, dpi=120)
+    return [panel.ylabel for panel in panels if panel.band is not None]
+
+
+def _curve_panel(task: AggregateTask, writer_data: pd.DataFrame, tag: str, xtag: str,
+                 rng: np.random.Generator) -> plots.CurvePanel:
+    """The mean curve of ``tag`` with its band, or a panel saying why there is none (the stage goes on)."""
+    title = f"{task.experiment} on {task.env}"
+    try:
+        curves = statistics.learning_curves(writer_data, tag, xtag=xtag, smoothing_window=task.learning_curve["smoothing_window"])
+        band = statistics.curve_band(curves, rng, confidence=task.report["confidence"])
+    except ValueError as error:
+        _LOGGER.warning("experiment '%s': no learning curve of tag %r: %s", task.experiment, tag, error)
+        return plots.CurvePanel(title, tag, note=f"{tag}: {error}")
+    return plots.CurvePanel(title, tag, band, curves)
 
 
 def _fit_wall_times(instance_paths: Sequence[InstancePaths]) -> list[float]:

@@ -3,13 +3,19 @@
 The native format is a NumPy ``.npz`` archive: named arrays plus one JSON document under the key
 ``__meta__``. It is read with ``allow_pickle=False``, so a checkpoint cannot run code.
 Agents that cannot describe their state as arrays + JSON are saved with cloudpickle behind a magic
-header; such a file is only loaded when the caller says it trusts it.
+header (bz2-compressed when the agent asks, as rlberry's ``compress_pickle``); such a file is only
+loaded when the caller says it trusts it. Objects that belong to the caller rather than to the saved
+state (the agent's writer, shared data) are written as named references and given back at load, so
+every reference to them inside the state (an env wrapper holding the writer, say) stays one object.
 """
 from __future__ import annotations
 
+import bz2
 import json
 import os
+import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,7 @@ from rlpipe.errors import CheckpointError
 FORMAT = "rlpipe-checkpoint/1"
 META_KEY = "__meta__"
 PICKLE_MAGIC = b"RLPIPE-PICKLE/1\n"
+COMPRESSED_PICKLE_MAGIC = b"RLPIPE-PICKLE-BZ2/1\n"
 
 
 def write_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
@@ -58,31 +65,56 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
 
 
 def is_pickle_checkpoint(path: str | os.PathLike) -> bool:
+    return _pickle_magic(path) is not None
+
+
+def _pickle_magic(path: str | os.PathLike) -> bytes | None:
     with open(path, "rb") as handle:
-        return handle.read(len(PICKLE_MAGIC)) == PICKLE_MAGIC
+        head = handle.read(len(COMPRESSED_PICKLE_MAGIC))
+    return next((magic for magic in (PICKLE_MAGIC, COMPRESSED_PICKLE_MAGIC) if head.startswith(magic)), None)
 
 
-def write_pickle_checkpoint(path: str | os.PathLike, obj: Any) -> Path:
+def write_pickle_checkpoint(path: str | os.PathLike, obj: Any, compress: bool = False,
+                            references: Mapping[str, Any] | None = None) -> Path:
+    """Pickle ``obj`` with cloudpickle; each object of ``references`` (by identity) is stored as its name."""
     import cloudpickle
 
+    names = {id(value): name for name, value in (references or {}).items() if value is not None}
+
+    class _Pickler(cloudpickle.CloudPickler):
+        def persistent_id(self, candidate: Any) -> str | None:
+            return names.get(id(candidate))
+
     with atomic_open(path, "wb") as handle:
-        handle.write(PICKLE_MAGIC)
-        cloudpickle.dump(obj, handle)
+        handle.write(COMPRESSED_PICKLE_MAGIC if compress else PICKLE_MAGIC)
+        stream = bz2.BZ2File(handle, "wb") if compress else handle
+        _Pickler(stream).dump(obj)
+        if compress:
+            stream.close()
     return Path(path)
 
 
-def read_pickle_checkpoint(path: str | os.PathLike, trusted: bool) -> Any:
-    """Unpickle a checkpoint. Unpickling runs code from the file: only for files you trust."""
-    import pickle
+def read_pickle_checkpoint(path: str | os.PathLike, trusted: bool, references: Mapping[str, Any] | None = None) -> Any:
+    """Unpickle a checkpoint, giving each named reference the object of ``references``.
 
+    Unpickling runs code from the file: only for files you trust.
+    """
     if not trusted:
         raise CheckpointError(
             f"checkpoint {path} is a pickle; unpickling can run arbitrary code, so it is only loaded when "
             "you trust its source: pass allow_pickle=True (or set 'allow_pickle: true' for the experiment)"
         )
+    given = dict(references or {})
+
+    class _Unpickler(pickle.Unpickler):
+        def persistent_load(self, name: str) -> Any:
+            return given.get(name)
+
+    magic = _pickle_magic(path)
     try:
         with open(path, "rb") as handle:
-            handle.read(len(PICKLE_MAGIC))
-            return pickle.load(handle)
-    except (EOFError, pickle.UnpicklingError) as error:
+            handle.read(len(magic))
+            stream = bz2.BZ2File(handle, "rb") if magic == COMPRESSED_PICKLE_MAGIC else handle
+            return _Unpickler(stream).load()
+    except (EOFError, OSError, pickle.UnpicklingError) as error:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt ({error})") from None

@@ -172,6 +172,9 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
     else:
         for where, kwargs in all_kwargs:
             problems += [f"{where}: {p}" for p in _check_accepted_kwargs(agent_class, kwargs)]
+        has_env = experiment.get("train_env") is not None or experiment.get("eval_env") is not None
+        problems += agent_capability_problems(agent_class, experiment["eval_kwargs"], has_env,
+                                              experiment["allow_pickle"])
         if "optimize" in experiment:
             from rlpipe.study_settings import settings_problems
 
@@ -185,6 +188,30 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
                 check_env_spec(experiment[key])
             except EnvSpecError as error:
                 problems.append(f"{key}: {error}")
+    return problems
+
+
+def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any], has_env: bool,
+                              allow_pickle: bool) -> list[str]:
+    """What the experiment asks of its agent that the agent cannot do, found before any job runs.
+
+    Problems are prefixed with the experiment key they concern (``eval_kwargs``, ``allow_pickle``...).
+    """
+    from rlpipe.agents import capabilities
+
+    name = agent_class.__name__
+    problems = []
+    if not capabilities.is_evaluable(agent_class):
+        problems.append(f"agent: {name} defines neither eval nor policy, so its instances cannot be evaluated")
+    elif capabilities.rolls_out_policy(agent_class) and not has_env:
+        problems.append(f"train_env: {name} is evaluated by rolling out its policy, which needs an environment "
+                        "(set train_env or eval_env, or give the agent an eval of its own)")
+    accepted = capabilities.valid_eval_keywords(agent_class)
+    owner = f"{name}.eval" if not capabilities.rolls_out_policy(agent_class) else f"the policy rollout of {name}"
+    problems += [f"eval_kwargs: {p}" for p in rejected_keywords(owner, eval_kwargs, accepted)]
+    if not capabilities.has_array_state(agent_class) and not allow_pickle:
+        problems.append(f"allow_pickle: {name} has no get_state/set_state, so its checkpoints are pickles, which are "
+                        "only read when you trust them: set allow_pickle: true for this experiment")
     return problems
 
 

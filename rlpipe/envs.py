@@ -5,19 +5,23 @@ A spec is one of:
 - a mapping ``{id: ..., kwargs: {...}, wrappers: [...]}`` or ``{constructor: "pkg.mod:make_env", kwargs: {...}}``;
 - an rlberry-style tuple ``(constructor, kwargs)`` where constructor is a callable, an import path or an id
   (a two-item list is read the same way: JSON and YAML have no tuples);
-- an already built ``gymnasium.Env`` (used as is, or deep-copied).
+- an already built ``gymnasium.Env`` (used as is, or deep-copied);
+- ``None`` or ``(None, None)``: no environment (rlberry's default ``train_env`` for agents that need none).
 Each wrapper is ``"pkg.mod:Wrapper"`` or ``{wrapper: "pkg.mod:Wrapper", kwargs: {...}}``.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import importlib
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
 from rlpipe.imports import import_object
@@ -31,8 +35,15 @@ class EnvSpecError(ValueError):
     """The spec cannot be turned into an environment (the message says why)."""
 
 
-def make_env(spec: EnvSpec, copy_instance: bool = True) -> gym.Env:
-    """Build a fresh environment from ``spec``."""
+def is_no_env(spec: EnvSpec) -> bool:
+    """True for the specs that mean "no environment": None and rlberry's default ``(None, None)``."""
+    return spec is None or (isinstance(spec, (tuple, list)) and len(spec) == 2 and spec[0] is None)
+
+
+def make_env(spec: EnvSpec, copy_instance: bool = True) -> gym.Env | None:
+    """Build a fresh environment from ``spec`` (None for :func:`is_no_env` specs)."""
+    if is_no_env(spec):
+        return None
     if isinstance(spec, gym.Env):
         return copy.deepcopy(spec) if copy_instance else spec
     constructor, kwargs, wrappers = _normalise(spec)
@@ -44,10 +55,30 @@ def make_env(spec: EnvSpec, copy_instance: bool = True) -> gym.Env:
     return env
 
 
+def seed_env(env: Any, seed: np.random.SeedSequence) -> None:
+    """Seed everything random in ``env`` from ``seed``, as rlberry does when it builds an agent.
+
+    An env with its own ``reseed`` (rlberry's envs) gets a SeedSequence; any other env a seeded
+    ``reset``, which seeds gymnasium's ``np_random``, so an agent that later calls ``env.reset()``
+    and ``env.step()`` itself gets the same numbers for the same seed. The action and observation
+    spaces (which ``space.sample()`` draws from) are seeded too.
+    """
+    env_seed, action_seed, observation_seed = (int(value) for value in seed.generate_state(3) >> 1)
+    reseed = getattr(env, "reseed", None)
+    if callable(reseed):
+        reseed(np.random.SeedSequence(env_seed))
+    else:
+        env.reset(seed=env_seed)
+    for space, space_seed in ((getattr(env, "action_space", None), action_seed),
+                              (getattr(env, "observation_space", None), observation_seed)):
+        if isinstance(space, gym.spaces.Space):
+            space.seed(space_seed)
+
+
 def check_env_spec(spec: EnvSpec) -> None:
     """Raise :class:`EnvSpecError` if ``spec`` names an unknown id, constructor or wrapper, or passes one of
     them a keyword it does not accept, without building the environment."""
-    if isinstance(spec, gym.Env):
+    if isinstance(spec, gym.Env) or is_no_env(spec):
         return
     constructor, kwargs, wrappers = _normalise(spec)
     accepted = constructor.keywords() if isinstance(constructor, _Registered) else accepted_keywords(constructor)
@@ -59,17 +90,28 @@ def check_env_spec(spec: EnvSpec) -> None:
 
 
 def describe_env(spec: EnvSpec) -> str:
-    """A short human name for tables: the gymnasium id or the constructor's path."""
+    """A short human name for tables: the gymnasium id or the constructor's path ("none" without an env)."""
+    if is_no_env(spec):
+        return "none"
     if isinstance(spec, str):
         return spec
     if isinstance(spec, Mapping):
         return str(spec.get("id") or spec.get("constructor"))
     if isinstance(spec, tuple) and spec:
-        head = spec[0]
-        return head if isinstance(head, str) else getattr(head, "__name__", repr(head))
+        return spec[0] if isinstance(spec[0], str) else callable_name(spec[0])
     if isinstance(spec, gym.Env):
         return spec.spec.id if spec.spec is not None else type(spec).__name__
     return repr(spec)
+
+
+def callable_name(constructor: Any) -> str:
+    """A stable name of a constructor: a function's or class's name, a partial's function, a callable object's class
+    (never a repr, which holds a memory address)."""
+    while isinstance(constructor, functools.partial):
+        constructor = constructor.func
+    if isinstance(constructor, (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return constructor.__name__
+    return type(constructor).__name__
 
 
 def _normalise(spec: EnvSpec) -> tuple[Callable[..., gym.Env], dict, list[tuple[Callable, dict]]]:
@@ -79,8 +121,6 @@ def _normalise(spec: EnvSpec) -> tuple[Callable[..., gym.Env], dict, list[tuple[
         if len(spec) != 2:
             raise EnvSpecError(f"an env tuple must be (constructor, kwargs), got {len(spec)} items")
         head, kwargs = spec
-        if head is None:
-            raise EnvSpecError("no environment given: the env tuple is (None, ...)")
         if isinstance(head, str):
             constructor = _gym_constructor(head) if head in gym.registry else _id_or_import_path(head)
         elif callable(head):

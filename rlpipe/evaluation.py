@@ -1,21 +1,34 @@
-"""Evaluate one fitted instance: one row per episode, seeded from the instance's evaluation stream."""
+"""Evaluate one fitted instance: one row per episode, or per call of the agent's own ``eval``.
+
+An agent that keeps the base ``eval`` of :class:`~rlpipe.agents.AgentWithSimplePolicy` is rolled out
+here, one row per episode (``unit`` = "episode", with its return, discounted return and length). Any
+other agent is scored by its own ``eval``: it defines the objective, so it is what the evaluate stage,
+hyperparameter trials and comparisons use, one row per call (``unit`` = "eval", ``n_simulations=1``
+passed when its signature takes it, as rlberry's ``eval_agents`` does). Either way there are
+``n_simulations`` rows, row ``k`` seeded from the instance's evaluation stream, and ``score`` is the
+number the statistics are about.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from rlpipe.agents.base import Agent, AgentWithSimplePolicy
-from rlpipe.arrow import float64_array, int64_array, null_array
+from rlpipe.agents.base import Agent
+from rlpipe.agents.capabilities import call_eval, eval_settings, rolls_out_policy
+from rlpipe.arrow import float64_array, int64_array, null_array, string_array
 from rlpipe.atomic import write_parquet
+from rlpipe.envs import seed_env
 from rlpipe.fitting import agent_class, agent_kwargs
 from rlpipe.provenance import library_versions
 from rlpipe.rollouts import run_episodes
 from rlpipe.tasks import AgentTask, EvalTask
 
-EPISODE_COLUMNS = ("instance", "episode", "seed", "return", "discounted_return", "length")
+EPISODE_COLUMNS = ("instance", "episode", "seed", "unit", "score", "return", "discounted_return", "length")
+EPISODE, EVAL_CALL = "episode", "eval"
 
 
 def load_instance_agent(task: AgentTask, checkpoint: str | Path) -> Agent:
@@ -24,42 +37,47 @@ def load_instance_agent(task: AgentTask, checkpoint: str | Path) -> Agent:
     return agent_class(task).load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
 
 
+def score_agent(agent: Agent, eval_kwargs: Mapping[str, Any], seeds: np.ndarray) -> dict[str, Any]:
+    """One score per seed: an episode of the policy reset with that seed, or a call of ``agent.eval`` after
+    its eval env was seeded with it. Returns ``unit``, ``score`` and, for episodes, ``return``,
+    ``discounted_return`` and ``length`` (None for eval calls)."""
+    settings = eval_settings(eval_kwargs)
+    if rolls_out_policy(type(agent)):
+        episodes = run_episodes(agent.policy, agent.eval_env, seeds, settings["eval_horizon"], settings["gamma"])
+        return {"unit": EPISODE, "score": episodes["discounted_return"], **episodes}
+    scores = np.empty(len(seeds))
+    for k, seed in enumerate(seeds):
+        if agent.eval_env is not None:
+            seed_env(agent.eval_env, np.random.SeedSequence(int(seed)))
+        scores[k] = call_eval(agent, eval_kwargs, n_simulations=1)
+    return {"unit": EVAL_CALL, "score": scores, "return": None, "discounted_return": None, "length": None}
+
+
 def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
-    """Run ``n_simulations`` episodes of at most ``eval_horizon`` steps on the agent's eval env, one row each."""
+    """The instance's evaluation table: ``n_simulations`` rows (see the module docstring)."""
     seeds = task.episode_seeds
-    episodes = agent_episodes(agent, seeds, task.eval_kwargs["eval_horizon"], task.eval_kwargs["gamma"])
+    rows = score_agent(agent, task.eval_kwargs, seeds)
     n = len(seeds)
     columns = [
         int64_array(np.full(n, task.instance)),
         int64_array(np.arange(n)),
         int64_array(seeds),
-        float64_array(episodes["return"]) if episodes["return"] is not None else null_array(n, pa.float64()),
-        float64_array(episodes["discounted_return"]),
-        int64_array(episodes["length"]) if episodes["length"] is not None else null_array(n, pa.int64()),
+        string_array([rows["unit"]] * n),
+        float64_array(rows["score"]),
+        _optional(rows["return"], float64_array, pa.float64(), n),
+        _optional(rows["discounted_return"], float64_array, pa.float64(), n),
+        _optional(rows["length"], int64_array, pa.int64(), n),
     ]
     return pa.Table.from_arrays(columns, names=list(EPISODE_COLUMNS))
 
 
-def agent_episodes(agent: Agent, seeds: np.ndarray, horizon: int, gamma: float) -> dict[str, np.ndarray | None]:
-    """Return, discounted return and length of one episode per reset seed.
-
-    Agents with a ``policy`` are rolled out here. Other agents are scored by one
-    ``agent.eval(n_simulations=1, ...)`` call per episode, which gives only the discounted return
-    (the other entries are None).
-    """
-    if _has_policy(agent):
-        return run_episodes(agent.policy, agent.eval_env, seeds, horizon, gamma)
-    discounted = np.array([agent.eval(eval_horizon=horizon, n_simulations=1, gamma=gamma) for _ in seeds])
-    return {"return": None, "discounted_return": discounted, "length": None}
-
-
 def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path) -> pa.Table:
-    """Load the checkpoint, evaluate, and write the episodes table to ``output`` (Parquet)."""
+    """Load the checkpoint, evaluate, and write the evaluation table to ``output`` (Parquet)."""
     table = evaluate_agent(load_instance_agent(task, checkpoint), task)
     write_parquet(output, table, metadata={"task_hash": task.task_hash(), "eval_kwargs": task.eval_kwargs,
                                            "root_seed": task.root_seed, "versions": library_versions()})
     return table
 
 
-def _has_policy(agent: Any) -> bool:
-    return isinstance(agent, AgentWithSimplePolicy) and type(agent).policy is not AgentWithSimplePolicy.policy
+def _optional(values: np.ndarray | None, build: Any, kind: pa.DataType, n: int) -> pa.Array:
+    return null_array(n, kind) if values is None else build(values)

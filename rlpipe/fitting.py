@@ -6,6 +6,7 @@ the final checkpoint, writer Parquet and record are renamed into place only when
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -21,11 +22,12 @@ from rlpipe.errors import RlpipeError
 from rlpipe.imports import import_object, object_path
 from rlpipe.paths import InstancePaths
 from rlpipe.provenance import library_versions, utc_now
-from rlpipe.seeding import seed_record
+from rlpipe.seeding import global_rng_state, seed_record
 from rlpipe.tasks import AgentTask, FitTask
 from rlpipe.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
+_LOGGER = logging.getLogger("rlpipe.fitting")
 
 
 def agent_class(task: AgentTask) -> type[Agent]:
@@ -51,7 +53,10 @@ def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any
 
 
 def split_budget(budget: int, n_chunks: int) -> list[int]:
-    """``n_chunks`` integer budgets summing to ``budget``, as equal as possible (never a zero chunk)."""
+    """``n_chunks`` integer budgets summing to ``budget``, as equal as possible (never a zero chunk).
+
+    A budget of 0 or -1 (agents that need none) is passed through as one chunk.
+    """
     n = max(1, min(n_chunks, budget))
     base, extra = divmod(budget, n)
     return [base + (1 if k < extra else 0) for k in range(n)]
@@ -79,10 +84,17 @@ def fit_instance(
     recorded = agent.writer  # the rows so far, kept if prepare_agent disables or replaces the writer
     if prepare_agent is not None:
         prepare_agent(agent)
-    if hasattr(agent.writer, "set_max_global_step"):
+    if hasattr(agent.writer, "set_max_global_step") and task.fit_budget > 0:
         agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget)
+    unseeded_draws = False
     for chunk in range(done, len(chunks)):
+        before = global_rng_state()
         agent.fit(chunks[chunk], **task.fit_kwargs)
+        if not unseeded_draws and global_rng_state() != before:
+            unseeded_draws = True
+            _LOGGER.warning("%s[%d]: %s drew from numpy's or Python's global random generator (np.random.*, random.*), "
+                            "which rlpipe does not seed: its numbers may not reproduce. Draw from self.rng instead.",
+                            task.experiment, task.instance, type(agent).__name__)
         _save_progress(agent, task, paths, chunk + 1, recorded)
     if hasattr(agent.writer, "close"):
         agent.writer.close()
@@ -91,11 +103,12 @@ def fit_instance(
         "experiment": task.experiment,
         "instance": task.instance,
         "agent_class": object_path(type(agent)),
-        "fit_budget": sum(fit_calls),
+        "fit_budget": sum(budget for budget in fit_calls if budget > 0),
         "fit_calls": fit_calls,
         "chunks": chunks,
         "resumed_after_chunk": done,
         "total_env_steps": agent.total_env_steps,
+        "unseeded_draws": unseeded_draws,
         "root_seed": task.root_seed,
         "instance_seed": seed_record(task.instance_seed),
         "task": task.record(),

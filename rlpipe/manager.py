@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import cProfile
 import datetime as _dt
+import functools
 import io
 import json
 import logging
@@ -30,22 +31,25 @@ import numpy as np
 import rlpipe
 from rlpipe import tasks
 from rlpipe.agents.base import Agent
+from rlpipe.agents.capabilities import call_eval, has_array_state
 from rlpipe.aggregation import aggregate_experiment, read_instance_tables
+from rlpipe.arrow import read_table
 from rlpipe.atomic import write_json
 from rlpipe.config import config_schema, experiment_schema, validate_study
-from rlpipe.envs import describe_env, make_env
+from rlpipe.envs import describe_env, is_no_env, make_env, seed_env
 from rlpipe.evaluation import evaluate_instance, load_instance_agent
 from rlpipe.fitting import agent_class as task_agent_class
 from rlpipe.fitting import agent_kwargs, fit_instance
 from rlpipe.imports import import_object, object_path
 from rlpipe.logs import configure_logging, default_level
-from rlpipe.manager_io import decode, encode, env_to_config, importable_path, read_manager_file
+from rlpipe.manager_io import OBJECTS_FILE, decode, encode, env_to_config, importable_path, read_manager_file
 from rlpipe.paths import ExperimentPaths
 from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
 from rlpipe.writer import summary_writer_class
 
 MANAGER_FILE = "manager.json"
 DEFAULT_OUTPUT_DIR = Path("rlpipe_data") / "temp"
+RLBERRY_API_VERSION = "0.7.3"  # the rlberry release whose ExperimentManager API this one follows
 _WRITER_DEFAULTS = {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
 _LOGGER = logging.getLogger("rlpipe.manager")
 
@@ -90,14 +94,16 @@ class ExperimentManager:
             raise TypeError(f"agent_class must be a subclass of rlpipe.agents.Agent, got {agent_class!r}")
         self.train_env = train_env
         self._eval_env = eval_env if eval_env is not None else train_env
+        self.eval_kwargs = dict(eval_kwargs or {})
+        _check_agent(self.agent_class, self.eval_kwargs, not (is_no_env(train_env) and is_no_env(self._eval_env)))
         self.fit_kwargs = dict(fit_kwargs or {})
         if fit_budget is None:
             fit_budget = self.fit_kwargs.pop("fit_budget", None)
         if fit_budget is None:
-            raise ValueError("[ExperimentManager] fit_budget missing: pass fit_budget=... or fit_kwargs={'fit_budget': ...}")
+            raise ValueError("[ExperimentManager] fit_budget missing in __init__(). Pass fit_budget=... "
+                             "or fit_kwargs={'fit_budget': ...}")
         self.fit_budget = _as_budget(fit_budget, "fit_budget")
         self.init_kwargs = dict(init_kwargs or {})
-        self.eval_kwargs = _with_eval_defaults(eval_kwargs)
         self.agent_name = agent_name or self.agent_class.name or self.agent_class.__name__
         _check_choice("parallelization", parallelization, ("thread", "process"))
         _check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
@@ -122,10 +128,14 @@ class ExperimentManager:
         self.unique_id = uuid.uuid4().hex
         self.timestamp_id = f"{_dt.datetime.now():%Y-%m-%d_%H-%M-%S}_{self.unique_id[:8]}"
         self.output_dir = _output_folder(output_dir, outdir_id_style, self.agent_name, self.unique_id, self.timestamp_id)
+        if (self.output_dir / MANAGER_FILE).is_file():
+            _LOGGER.warning("This output directory already exists, the save may overwrite the previous Experiment.")
         self.writers: list[tuple[Any, dict[str, Any] | None]] = [("default", None)] * self.n_fit
         self.rlpipe_version = rlpipe.__version__
+        self.rlberry_version = RLBERRY_API_VERSION
         self.allow_pickle = True  # this manager reads back checkpoints it wrote itself
         self.best_hyperparams: dict[str, Any] | None = None
+        self._tuned: tasks.OptimizeTask | None = None  # the task of the last optimize_hyperparams
         self._agents: dict[int, Agent] = {}
         self._eval_rng = np.random.default_rng(self._stream(Stream.MANAGER, 0))  # which instances eval_agents picks
         self._env_rng = np.random.default_rng(self._stream(Stream.MANAGER, 1))  # seeds of build_eval_env
@@ -140,13 +150,36 @@ class ExperimentManager:
     def paths(self) -> ExperimentPaths:
         return ExperimentPaths(self.output_dir)
 
+    @property
+    def optuna_study(self) -> Any:
+        """The Optuna study of the last :meth:`optimize_hyperparams` (None before), read from its storage."""
+        from rlpipe import optimization
+
+        return None if self._tuned is None else optimization.stored_study(self._tuned, self.paths.optimize)
+
+    @property
+    def agent_handlers(self) -> list[AgentHandler]:
+        """rlberry's handles on the instances: ``manager.agent_handlers[i].some_attribute`` loads instance ``i``."""
+        return [AgentHandler(self, i) for i in range(self.n_fit)]
+
+    def __eq__(self, other: object) -> bool:
+        """Same experiment as rlberry compares it: agent class, per-instance init kwargs, fit and eval settings."""
+        if not isinstance(other, ExperimentManager):
+            return NotImplemented
+        return (self.agent_class is other.agent_class and self.fit_budget == other.fit_budget
+                and self.fit_kwargs == other.fit_kwargs and self.eval_kwargs == other.eval_kwargs
+                and [self._instance_init_kwargs(i) for i in range(self.n_fit)]
+                == [other._instance_init_kwargs(i) for i in range(other.n_fit)])
+
+    __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as rlberry's
+
     # ------------------------------------------------------------------ fitting
     def fit(self, budget: int | None = None, **kwargs: Any) -> None:
-        """Fit every instance for ``budget`` (default ``fit_budget``); a second call continues them (additive).
+        """Fit every instance for ``budget`` (None or 0: ``fit_budget``, as rlberry); a second call continues them.
 
         ``kwargs`` are added to ``fit_kwargs`` for this call.
         """
-        budget = self.fit_budget if budget is None else _as_budget(budget, "budget")
+        budget = self.fit_budget if not budget else _as_budget(budget, "budget")
         self._claim_output_dir()
         jobs = [
             _FitJob(task=self._fit_task(i, budget, {**self.fit_kwargs, **kwargs}), paths=self.paths.instance(i),
@@ -184,26 +217,27 @@ class ExperimentManager:
     # ------------------------------------------------------------------ evaluating and reading
     def eval_agents(self, n_simulations: int | None = None, eval_kwargs: dict[str, Any] | None = None,
                     agent_id: int | None = None, verbose: bool = True) -> list[float]:
-        """``n_simulations`` (default ``2 * n_fit``) calls of ``agent.eval`` with one episode each.
+        """``n_simulations`` (default ``2 * n_fit``) calls of ``agent.eval(**eval_kwargs)``, as rlberry makes them.
 
         Each call uses instance ``agent_id``, or one drawn at random (with replacement) from the
-        manager's evaluation stream.
+        manager's evaluation stream. ``eval`` receives the eval kwargs as written, plus
+        ``n_simulations=1`` (one episode per call) only if its signature accepts it.
         """
         n = 2 * self.n_fit if n_simulations is None else int(n_simulations)
-        kwargs = {**(eval_kwargs or self.eval_kwargs), "n_simulations": 1}
+        kwargs = eval_kwargs or self.eval_kwargs
         if agent_id is not None and not 0 <= agent_id < self.n_fit:
             raise IndexError(f"agent_id must be in [0, {self.n_fit}), got {agent_id}")
-        agents = self.get_agent_instances()
         chosen = [agent_id] * n if agent_id is not None else self._eval_rng.integers(self.n_fit, size=n).tolist()
         if verbose:
             from tqdm import tqdm
 
             chosen = tqdm(chosen, desc=f"[{self.agent_name}] evaluating", leave=False)
-        return [float(agents[i].eval(**kwargs)) for i in chosen]
+        return [call_eval(self._agent(i), kwargs, n_simulations=1) for i in chosen]
 
     def evaluate(self) -> Any:
-        """The pipeline's evaluate stage: ``eval_kwargs["n_simulations"]`` episodes per instance, seeded by the
-        instance's evaluation stream, written to ``instances/<i>/evaluation.parquet``; returns all episodes."""
+        """The pipeline's evaluate stage: ``n_simulations`` rows per instance (episodes of the policy, or calls of the
+        agent's own eval), seeded by the instance's evaluation stream, written to
+        ``instances/<i>/evaluation.parquet``; returns all rows."""
         for i in range(self.n_fit):
             paths = self.paths.instance(i)
             evaluate_instance(self._eval_task(i), paths.checkpoint, paths.evaluation)
@@ -224,31 +258,34 @@ class ExperimentManager:
 
     def get_agent_instances(self) -> list[Agent]:
         """The ``n_fit`` fitted agents, loaded from their checkpoints (kept in memory afterwards)."""
-        for i in range(self.n_fit):
-            if i not in self._agents:
-                checkpoint = self.paths.instance(i).checkpoint
-                if not checkpoint.is_file():
-                    raise RuntimeError(f"instance {i} of '{self.agent_name}' is not fitted yet: call fit() first")
-                self._agents[i] = load_instance_agent(self._eval_task(i), checkpoint)
-        return [self._agents[i] for i in range(self.n_fit)]
+        return [self._agent(i) for i in range(self.n_fit)]
 
-    def get_writer_data(self) -> Any:
-        """All instances' writer data in one DataFrame with an ``instance`` column (empty before fit)."""
-        import pandas as pd
+    def _agent(self, instance: int) -> Agent:
+        """Instance ``instance``'s agent, loaded from its checkpoint on first use."""
+        if instance not in self._agents:
+            checkpoint = self.paths.instance(instance).checkpoint
+            if not checkpoint.is_file():
+                raise RuntimeError(f"instance {instance} of '{self.agent_name}' is not fitted yet: call fit() first")
+            self._agents[instance] = load_instance_agent(self._eval_task(instance), checkpoint)
+        return self._agents[instance]
 
-        from rlpipe.writer import COLUMNS
+    def get_writer_data(self) -> dict[int, Any] | None:
+        """Writer data of each fitted instance, as rlberry gives it: ``{instance: DataFrame}`` with columns
+        ``name, tag, value, dw_time_elapsed, global_step``; None before any fit.
 
+        ``read_writer_data(manager)`` gives the same rows as one DataFrame with an ``instance`` column.
+        """
         fitted = [i for i in range(self.n_fit) if self.paths.instance(i).writer.is_file()]
         if not fitted:
-            return pd.DataFrame(columns=[*COLUMNS, "instance"])
-        return read_instance_tables(fitted, [self.paths.instance(i) for i in fitted], "writer")
+            return None
+        return {i: read_table(self.paths.instance(i).writer).to_pandas() for i in fitted}
 
     def build_eval_env(self) -> Any:
-        """A new evaluation environment, reset with a seed from the manager's evaluation stream."""
+        """A new evaluation environment (None without one), seeded from the manager's evaluation stream as an
+        agent's environments are."""
         env = make_env(self._eval_env)
-        seed = int(self._env_rng.integers(2**31 - 1))
-        env.reset(seed=seed)
-        env.action_space.seed(seed)
+        if env is not None:
+            seed_env(env, np.random.SeedSequence(int(self._env_rng.integers(2**63))))
         return env
 
     # ------------------------------------------------------------------ files
@@ -266,6 +303,7 @@ class ExperimentManager:
         }
         path = self.output_dir / MANAGER_FILE
         write_json(path, record)
+        _LOGGER.info("The ExperimentManager was saved in : '%s'", path)
         return path
 
     @classmethod
@@ -287,6 +325,10 @@ class ExperimentManager:
         manager.best_hyperparams = record.get("best_hyperparams")
         manager.rlpipe_version = record["rlpipe_version"]
         manager.allow_pickle = allow_pickle
+        if not allow_pickle and not has_array_state(manager.agent_class) and manager.paths.instance(0).checkpoint.is_file():
+            warnings.warn(f"the instances of {folder} are pickled ({manager.agent_class.__name__} has no get_state/"
+                          "set_state): their writer data can be read, but their agents only with allow_pickle=True "
+                          "(unpickling runs code: trusted files only)", stacklevel=2)
         return manager
 
     def clear_handlers(self) -> None:
@@ -325,7 +367,7 @@ class ExperimentManager:
             entry["eval_env"] = env_to_config(self._eval_env, "eval_env")
         if self.init_kwargs_per_instance:
             entry["init_kwargs_per_instance"] = self.init_kwargs_per_instance
-        if self.agent_class.get_state is Agent.get_state:  # checkpointed with pickle: the pipeline must allow it
+        if not has_array_state(self.agent_class):  # checkpointed with pickle: the pipeline must allow it
             entry["allow_pickle"] = True
         config = {"seed": int(root.entropy), "experiments": {self.agent_name: entry}}
         validate_study(config)
@@ -340,7 +382,7 @@ class ExperimentManager:
         spec = study.experiment(experiment)
         writer = {k: v for k, v in spec["writer"].items() if v is not None}
         parameters = dict(
-            agent_class=spec["agent"], train_env=spec["train_env"], eval_env=spec.get("eval_env"),
+            agent_class=spec["agent"], train_env=spec.get("train_env"), eval_env=spec.get("eval_env"),
             init_kwargs=spec["init_kwargs"], init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
             fit_budget=spec["fit_budget"], fit_kwargs=spec["fit_kwargs"], eval_kwargs=spec["eval_kwargs"],
             n_fit=spec["n_fit"], agent_name=experiment, seed=study.seed, default_writer_kwargs=writer,
@@ -394,6 +436,7 @@ class ExperimentManager:
                 for worker in range(n_optuna_workers)]
         self._run(_run_optimize_job, jobs, optuna_parallelization, max_workers=n_optuna_workers)  # all at once: one timeout
         record = optimization.summarize_study(task, paths)
+        self._tuned = task
         self.best_hyperparams = dict(record["init_kwargs"])
         self.init_kwargs.update(self.best_hyperparams)
         self.clear_handlers()
@@ -437,13 +480,18 @@ class ExperimentManager:
                     init_kwargs_per_instance=self.init_kwargs_per_instance)
 
     def _claim_output_dir(self) -> None:
-        """Refuse to write into a folder that holds another manager's data: managers never overwrite each other."""
+        """Take the output folder: another manager's data in it (a fixed ``output_dir`` with
+        ``outdir_id_style=None``, run again) is replaced as a whole, as rlberry overwrites it, so that
+        no instance of the old run is ever continued or read as one of this manager's."""
         manager_file = self.output_dir / MANAGER_FILE
         if manager_file.is_file() and json.loads(manager_file.read_text()).get("unique_id") != self.unique_id:
-            raise FileExistsError(
-                f"{self.output_dir} holds the data of another manager; use outdir_id_style='timestamp' or "
-                "'unique', load it with ExperimentManager.load, or delete it with clear_output_dir()"
-            )
+            _LOGGER.warning("%s held the data of another manager: replacing it with this manager's", self.output_dir)
+            for path in [*self.paths.written(), manager_file, self.output_dir / OBJECTS_FILE]:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            self._agents.clear()
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
     def _run(self, function: Callable[[Any], Any], jobs: list[Any], parallelization: str | None = None,
@@ -470,6 +518,46 @@ class ExperimentManager:
                 "a script must run its experiments under `if __name__ == '__main__':`; in a notebook use "
                 "mp_context='fork' or parallelization='thread'"
             ) from error
+
+
+AgentManager = ExperimentManager  # rlberry's former name, kept by rlberry for backward compatibility
+
+
+def preset_manager(*args: Any, **kwargs: Any) -> type[ExperimentManager]:
+    """An ExperimentManager class with some constructor arguments fixed, as rlberry's ``preset_manager``:
+    ``preset_manager(train_env=env, n_fit=4)(AgentClass, fit_budget=100)``."""
+
+    class PresetManager(ExperimentManager):
+        __init__ = functools.partialmethod(ExperimentManager.__init__, *args, **kwargs)  # type: ignore[assignment]
+
+    return PresetManager
+
+
+class AgentHandler:
+    """rlberry's lazy handle on one instance: attributes are read from the instance's agent, loaded on first use.
+
+    ``is_empty()`` says whether the instance has been fitted; ``get_instance()`` returns the agent.
+    """
+
+    def __init__(self, manager: ExperimentManager, index: int) -> None:
+        self._manager, self.id = manager, index
+
+    def is_empty(self) -> bool:
+        return not self._manager.paths.instance(self.id).checkpoint.is_file()
+
+    def is_loaded(self) -> bool:
+        return self.id in self._manager._agents
+
+    def get_instance(self) -> Agent:
+        return self._manager._agent(self.id)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get_instance(), name)
+
+    def __repr__(self) -> str:
+        return f"AgentHandler({self._manager.agent_name!r}, instance {self.id})"
 
 
 class _FitJob:
@@ -545,10 +633,11 @@ def _check_spawn_safe(mp_context: str) -> None:
 
 
 def _as_budget(value: Any, name: str) -> int:
+    """An integer budget: positive, or 0 / -1 for agents that need none (rlberry documents -1)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 1e4 is a common way to write a budget
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < -1:
+        raise ValueError(f"{name} must be a positive integer, or 0 or -1 for an agent that needs no budget, got {value!r}")
     return int(value)
 
 
@@ -558,8 +647,14 @@ def _schema_defaults(key: str) -> dict[str, Any]:
     return {name: spec["default"] for name, spec in schema["properties"].items() if "default" in spec}
 
 
-def _with_eval_defaults(eval_kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    return {**_schema_defaults("eval_kwargs"), **(eval_kwargs or {})}
+def _check_agent(agent_class: type[Agent], eval_kwargs: dict[str, Any], has_env: bool) -> None:
+    """The pipeline's checks of what an experiment asks of its agent, at construction (a manager trusts the
+    pickles it writes itself, so only the pipeline asks for allow_pickle)."""
+    from rlpipe.config import agent_capability_problems
+
+    problems = agent_capability_problems(agent_class, eval_kwargs, has_env, allow_pickle=True)
+    if problems:
+        raise ValueError("invalid ExperimentManager arguments:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:

@@ -1,12 +1,14 @@
 """How an ExperimentManager is written to and read from disk, and named in a pipeline config.
 
-Parameters are stored as JSON. Classes and functions are stored by import path; anything else that
-is not JSON (a lambda, a class defined in a notebook) goes to ``manager_objects.pkl`` with cloudpickle,
-read back only when the caller trusts it. A pipeline experiment folder has no manager file: its
+Parameters are stored as JSON: tuples, mappings with keys that are not strings (rlberry GridWorld's
+``reward_at={(4, 4): 1.0}``) and ``functools.partial`` in tagged forms, classes and functions by import
+path. Anything else (a lambda, a callable object, a class defined in a notebook) goes to
+``manager_objects.pkl`` with cloudpickle, read back only when the caller trusts it. A pipeline experiment folder has no manager file: its
 parameters are read from the instances' ``fit.json`` records.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,16 @@ def decode(data: Any, folder: Path, allow_pickle: bool) -> Any:
 def _encode(value: Any, pickled: dict[str, Any]) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _encode(v, pickled) for k, v in value.items()}
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            return {k: _encode(v, pickled) for k, v in value.items()}
+        return {"__items__": [[_encode(k, pickled), _encode(v, pickled)] for k, v in value.items()]}  # e.g. {(4, 4): 1.0}
     if isinstance(value, list):
         return [_encode(v, pickled) for v in value]
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v, pickled) for v in value]}
+    if isinstance(value, functools.partial):
+        return {"__partial__": [_encode(value.func, pickled), _encode(value.args, pickled), _encode(value.keywords, pickled)]}
     path = _import_path_or_none(value)
     if path is not None:
         return {"__import__": path}
@@ -65,6 +71,11 @@ def _decode(data: Any, objects: Any) -> Any:
         return data
     if "__tuple__" in data:
         return tuple(_decode(v, objects) for v in data["__tuple__"])
+    if "__items__" in data:
+        return {_decode(k, objects): _decode(v, objects) for k, v in data["__items__"]}
+    if "__partial__" in data:
+        func, args, keywords = (_decode(part, objects) for part in data["__partial__"])
+        return functools.partial(func, *args, **keywords)
     if "__import__" in data:
         return import_object(data["__import__"])
     if "__pickled__" in data:

@@ -1,10 +1,13 @@
 """Tools over several ExperimentManagers: evaluate and compare them, read and plot their writer data, fit them together.
 
-These mirror rlberry's ``evaluate_agents``, ``read_writer_data``, ``plot_writer_data`` and
-``MultipleManagers`` without rlberry's known defects: rows are never duplicated, no argument is
-silently ignored, a single instance gives a collapsed band instead of NaN, and managers keep the
-order in which they were given. Figures are built with ``matplotlib.figure.Figure``; ``pyplot`` is
-imported only when the caller asks to ``show`` a figure.
+These have the signatures of rlberry 0.7.3's ``evaluate_agents``, ``read_writer_data``,
+``plot_writer_data``, ``plot_smoothed_curves``, ``plot_synchronized_curves`` and
+``MultipleManagers`` (our extras are keyword-only, after rlberry's parameters), without rlberry's
+known defects: rows are never duplicated, no argument is silently ignored, a single run gives a
+collapsed band instead of NaN, "ci" divides by √n for n runs, and managers keep the order in which
+they were given. The curve mathematics lives in :mod:`rlpipe.curves`; this module draws. Figures
+are built with ``matplotlib.figure.Figure``; ``pyplot`` is imported only when the caller asks to
+``show`` a figure (or names a pyplot figure with ``fignum``).
 """
 from __future__ import annotations
 
@@ -15,26 +18,29 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from itertools import cycle, islice
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rlpipe import plots, statistics
+from rlpipe import curves, plots
 from rlpipe.atomic import save_figure
 from rlpipe.manager import MANAGER_FILE, ExperimentManager
 
 _LOGGER = logging.getLogger("rlpipe.manager_tools")
 
-ERROR_REPRESENTATIONS = ("ci", "pi", "raw_curves")
+ERROR_REPRESENTATIONS = ("ci", "pi", "cb", "raw_curves")
 WRITER_COLUMNS = ("name", "tag", "value", "dw_time_elapsed", "global_step", "instance", "n_simu")
-BAND_SEED = 0  # bootstrap CIs of plots are reproducible: the same data always gives the same figure
+DASH_PATTERNS = ((), (1, 1), (5, 5), (1, 5, 3, 5))  # rlberry's four styles; () is a solid line
+FIGSIZE = (6.4, 4.0)
 
 Source = ExperimentManager | str | os.PathLike | Iterable[Any]
+PreprocessFunc = Callable[[np.ndarray], Any]
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -52,14 +58,16 @@ def _unique_names(names: Iterable[str]) -> list[str]:
     return unique
 
 
-def _new_axes(ax: Axes | None, show: bool, figsize: tuple[float, float]) -> Axes:
-    """The caller's axes, else new ones: from pyplot only when the figure is to be shown."""
+def _new_axes(ax: Axes | None, show: bool, figsize: tuple[float, float], fignum: int | str | None = None) -> Axes:
+    """The caller's axes, else new ones: from pyplot only when the figure is to be shown or named by ``fignum``."""
     if ax is not None:
+        if fignum is not None:
+            raise ValueError("give either ax or fignum, not both")
         return ax
-    if show:
+    if show or fignum is not None:
         import matplotlib.pyplot as plt
 
-        return plt.figure(figsize=figsize, layout="constrained").add_subplot()
+        return plt.figure(fignum, figsize=figsize, layout="constrained").gca()
     return Figure(figsize=figsize, layout="constrained").add_subplot()
 
 
@@ -71,10 +79,14 @@ def _root_figure(ax: Axes) -> Figure:
         return ax.figure.figure
 
 
-def _show() -> None:
-    import matplotlib.pyplot as plt
+def _finish(ax: Axes, savefig_fname: str | os.PathLike | None, show: bool) -> None:
+    """Save (atomically) before showing: a shown pyplot figure may be closed, and saving it then writes a blank."""
+    if savefig_fname is not None:
+        save_figure(_root_figure(ax), savefig_fname)
+    if show:
+        import matplotlib.pyplot as plt
 
-    plt.show()
+        plt.show()
 
 
 # ------------------------------------------------------------------------------- evaluate_agents
@@ -101,11 +113,13 @@ def _draw_evaluations(ax: Axes, scores: pd.DataFrame) -> None:
 
 
 def evaluate_agents(
-    managers: Sequence[ExperimentManager],
+    experiment_manager_list: Sequence[ExperimentManager],
     n_simulations: int = 5,
     choose_random_agents: bool = True,
-    plot: bool = True,
+    fignum: int | str | None = None,
     show: bool = True,
+    plot: bool = True,
+    *,
     ax: Axes | None = None,
 ) -> pd.DataFrame:
     """Evaluation scores of each manager, one column per manager in the order given.
@@ -114,19 +128,19 @@ def evaluate_agents(
     otherwise every instance is evaluated ``n_simulations`` times, so managers with different
     ``n_fit`` give columns of different lengths, padded with NaN. Columns are named by
     ``agent_name``, duplicates suffixed " (2)", " (3)"... With ``plot`` a box plot is drawn into
-    ``ax`` (or a new figure, shown with pyplot when ``show``).
+    ``ax``, or into the pyplot figure ``fignum`` (as ``plt.figure(fignum)``), or a new figure.
     """
-    managers = list(managers)
+    managers = list(experiment_manager_list)
     if not managers:
         warnings.warn("evaluate_agents: no managers given, nothing to evaluate", stacklevel=2)
         return pd.DataFrame()
     names = _unique_names(manager.agent_name for manager in managers)
     scores = pd.DataFrame({name: pd.Series(_evaluations(manager, n_simulations, choose_random_agents), dtype=float)
-                           for name, manager in zip(names, managers)})
+                           for name, manager in zip(names, managers, strict=True)})
     if plot and scores.notna().any().any():
-        _draw_evaluations(_new_axes(ax, show, (1.5 + 1.2 * len(names), 4.0)), scores)
-        if show:
-            _show()
+        axes = _new_axes(ax, show, (1.5 + 1.2 * len(names), 4.0), fignum)
+        _draw_evaluations(axes, scores)
+        _finish(axes, None, show)
     return scores
 
 
@@ -161,154 +175,290 @@ def _collect_managers(source: Source) -> list[ExperimentManager]:
         return [ExperimentManager.load(folder) for folder in folders]
     if isinstance(source, Iterable):
         return [manager for item in source for manager in _collect_managers(item)]
-    raise TypeError(f"source must be an ExperimentManager, a path or a list of them, got {type(source).__name__}")
+    raise TypeError(f"data_source must be an ExperimentManager, a path or a list of them, got {type(source).__name__}")
 
 
-def _tag_rows(data: pd.DataFrame, tag: str | Sequence[str] | None) -> pd.DataFrame:
-    if tag is None:
-        return data
-    tags = [tag] if isinstance(tag, str) else list(tag)
-    return data[data["tag"].isin(tags)]
+def _instance_frames(manager: ExperimentManager, name: str, id_agent: int | None) -> list[pd.DataFrame]:
+    """The writer rows of each fitted instance (or of instance ``id_agent`` only), named and numbered."""
+    if id_agent is not None and id_agent not in range(manager.n_fit):
+        raise ValueError(f"id_agent={id_agent} is not an instance of '{name}', which has n_fit={manager.n_fit}")
+    writer_data = manager.get_writer_data() or {}
+    return [frame.assign(name=name, instance=i, n_simu=i) for i, frame in sorted(writer_data.items())
+            if id_agent is None or i == id_agent]
 
 
-def _preprocess(data: pd.DataFrame, func: Callable[[pd.Series], Any]) -> pd.DataFrame:
-    """``func`` applied to the values of each (name, instance, tag), in ``global_step`` order.
+def _tag_functions(tag: str | Sequence[str] | None,
+                   preprocess_func: PreprocessFunc | Sequence[PreprocessFunc | None] | None,
+                   ) -> dict[str | None, PreprocessFunc | None]:
+    """rlberry's pairing of tags and functions: one tag (or None: every tag) and one function, or two matching lists.
 
-    Rows without a ``global_step`` keep their logging order (the sort is stable; they come last).
-    The result keeps the rows in their original order.
+    A single function given with a list of tags applies to each of them.
     """
-    ordered = data.sort_values("global_step", kind="stable", na_position="last")
-    grouped = ordered.groupby(["name", "instance", "tag"], sort=False, dropna=False)["value"]
-    values = grouped.transform(lambda group: func(group))  # a lambda: pandas must not swap np.cumsum for its own
+    if tag is None or isinstance(tag, str):
+        if preprocess_func is not None and not callable(preprocess_func):
+            raise TypeError("preprocess_func must be a callable when tag is a single tag or None")
+        return {tag: preprocess_func}
+    tags = list(tag)
+    if preprocess_func is None or callable(preprocess_func):
+        return dict.fromkeys(tags, preprocess_func)
+    funcs = list(preprocess_func)
+    if len(funcs) != len(tags):
+        raise ValueError(f"preprocess_func has {len(funcs)} entries for {len(tags)} tags; give one per tag")
+    return dict(zip(tags, funcs, strict=True))
+
+
+def _preprocess(data: pd.DataFrame, tag: str | None, func: PreprocessFunc) -> pd.DataFrame:
+    """``func`` applied to the values (a numpy array, as in rlberry) of each run's ``tag`` (None: every tag).
+
+    Values are passed in ``global_step`` order; rows without one keep their logging order after the
+    others (the sort is stable). The rows keep their original order.
+    """
+    selected = data if tag is None else data[data["tag"] == tag]
+    ordered = selected.sort_values("global_step", kind="stable", na_position="last")
+    transformed = ordered.groupby(["name", "instance", "tag"], sort=False)["value"].transform(
+        lambda run: func(run.to_numpy()))
+    values = data["value"].astype(float)
+    values.loc[transformed.index] = transformed
     return data.assign(value=values)
 
 
 def read_writer_data(
-    source: Source,
+    data_source: Source,
     tag: str | Sequence[str] | None = None,
-    preprocess_func: Callable[[pd.Series], Any] | None = None,
+    preprocess_func: PreprocessFunc | Sequence[PreprocessFunc | None] | None = None,
+    id_agent: int | None = None,
 ) -> pd.DataFrame:
-    """The writer data of every manager in ``source``, in one DataFrame.
+    """The writer data of every manager in ``data_source``, in one DataFrame.
 
-    ``source`` is an ExperimentManager, a path to a ``manager.json``, its folder, a pipeline
+    ``data_source`` is an ExperimentManager, a path to a ``manager.json``, its folder, a pipeline
     experiment folder, or a folder holding several of them (e.g. ``<output_dir>/manager_data`` or a
-    pipeline's ``results``), or a list of any of these. ``name`` is the manager's ``agent_name``
-    (made unique if two managers share it), ``instance`` the instance index and ``n_simu`` a copy
-    of it for rlberry code. ``tag`` (one or several) keeps only those tags; ``preprocess_func``
-    (e.g. ``np.cumsum``) transforms the values of each instance's tag, in ``global_step`` order.
+    pipeline's ``results``), or a list of any of these. ``tag`` (one or a list) keeps only those
+    tags; ``preprocess_func`` transforms the values of each run's tag in ``global_step`` order (e.g.
+    ``np.cumsum``): one callable, or with a list of tags a list of callables or None, one per tag.
+    ``id_agent`` keeps only that instance. Columns: ``name`` (the manager's ``agent_name``, made
+    unique if two managers share it), ``tag, value, dw_time_elapsed, global_step``, ``instance``
+    (the instance index) and ``n_simu`` (a copy of it, rlberry's name).
     """
-    managers = _collect_managers(source)
+    functions = _tag_functions(tag, preprocess_func)
+    managers = _collect_managers(data_source)
     names = _unique_names(manager.agent_name for manager in managers)
-    frames = []
-    for name, manager in zip(names, managers):
-        frame = _tag_rows(manager.get_writer_data(), tag)
-        if not frame.empty:
-            frames.append(frame.assign(name=name, n_simu=frame["instance"]))
+    frames = [frame for name, manager in zip(names, managers, strict=True)
+              for frame in _instance_frames(manager, name, id_agent)]
     if not frames:
         return pd.DataFrame(columns=list(WRITER_COLUMNS))
     data = pd.concat(frames, ignore_index=True)[list(WRITER_COLUMNS)]
-    return data if preprocess_func is None else _preprocess(data, preprocess_func)
+    if tag is not None:
+        data = data[data["tag"].isin(list(functions))].reset_index(drop=True)
+    for selected_tag, func in functions.items():
+        if func is not None:
+            data = _preprocess(data, selected_tag, func)
+    return data
+
+
+# ------------------------------------------------------------------------------- plotting curves
+CurveBuilder = Callable[[pd.DataFrame], tuple[pd.DataFrame, np.ndarray, np.ndarray]]
+
+
+def _check_plot_args(error_representation: str, level: float) -> None:
+    """Fail before any work; rlberry's tests match the text "error_representation not implemented"."""
+    if error_representation not in ERROR_REPRESENTATIONS:
+        raise ValueError(f"error_representation not implemented: {error_representation!r}; "
+                         f"use one of {ERROR_REPRESENTATIONS}")
+    curves.check_level(level)
+
+
+def _finite_rows(data: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """The rows that can be placed on the axes; the others are dropped with a warning, not plotted as NaN."""
+    missing = [column for column in ("name", "n_simu", x, y) if column not in data.columns]
+    if missing:
+        raise KeyError(f"data lacks column(s) {missing}; available columns: {list(data.columns)}")
+    finite = (np.isfinite(pd.to_numeric(data[x], errors="coerce").to_numpy(dtype=float))
+              & np.isfinite(pd.to_numeric(data[y], errors="coerce").to_numpy(dtype=float)))
+    if not finite.all():
+        warnings.warn(f"{int((~finite).sum())} rows with a missing or non-finite {x!r} or {y!r} are not plotted",
+                      stacklevel=3)
+    if not finite.any():
+        raise ValueError(f"no row has a finite {x!r} and {y!r}: nothing to plot")
+    return data[finite]
+
+
+def _styles(n_curves: int, linestyles: bool) -> list[tuple[Any, Any]]:
+    """(colour, line style) per curve: tab10 up to ten curves, else a rainbow; dash patterns with ``linestyles``."""
+    colors = (colormaps["tab10"].colors[:n_curves] if n_curves <= 10
+              else [colormaps["gist_rainbow"](k / n_curves) for k in range(n_curves)])
+    dashes = islice(cycle(DASH_PATTERNS), n_curves) if linestyles else [()] * n_curves
+    return [(color, (0, pattern) if pattern else "-") for color, pattern in zip(colors, dashes, strict=True)]
+
+
+_LEGEND_TITLES = {"ci": "mean, {level} CI", "pi": "mean, {level} prediction interval",
+                  "cb": "mean, {level} simultaneous band", "raw_curves": "mean and runs"}
+
+
+def _draw_curve(ax: Axes, rows: pd.DataFrame, x: str, y: str, grid: np.ndarray, matrix: np.ndarray,
+                style: tuple[Any, Any], error_representation: str, level: float, n_boot: int) -> None:
+    """One manager: its mean curve (its legend entry) with its band, or with each run's raw curve."""
+    color, linestyle = style
+    mean = matrix.mean(axis=0)
+    ax.plot(grid, mean, color=color, linestyle=linestyle, linewidth=2.0, label=str(rows["name"].iloc[0]))
+    if error_representation == "raw_curves":
+        for run_x, run_y in curves.runs_of(rows, x, y):
+            ax.plot(run_x, run_y, color=color, linewidth=0.8, alpha=0.3, label="_nolegend_")
+        return
+    half = curves.band_half_width(matrix, error_representation, level, n_boot)
+    ax.fill_between(grid, mean - half, mean + half, color=color, alpha=0.25, linewidth=0, label="_nolegend_")
+
+
+def _plot_curves(data: pd.DataFrame, x: str, y: str, ax: Axes | None, error_representation: str, level: float,
+                 n_boot: int, show: bool, savefig_fname: str | os.PathLike | None, linestyles: bool,
+                 build: CurveBuilder) -> pd.DataFrame:
+    """What both plotters share: per name, ``build`` gives (plotted rows, x grid, run × grid matrix); draw it.
+
+    Names keep their order of appearance. Returns the plotted rows of every name.
+    """
+    _check_plot_args(error_representation, level)
+    rows = _finite_rows(data, x, y)
+    ax = _new_axes(ax, show, FIGSIZE)
+    names = pd.unique(rows["name"])
+    plotted = []
+    for name, style in zip(names, _styles(len(names), linestyles), strict=True):
+        kept, grid, matrix = build(rows[rows["name"] == name])
+        _draw_curve(ax, kept, x, y, grid, matrix, style, error_representation, level, n_boot)
+        plotted.append(kept)
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.grid(True, alpha=0.3)
+    ax.legend(title=_LEGEND_TITLES[error_representation].format(level=f"{100.0 * float(level):.6g}%"),
+              loc="best", frameon=False)
+    _finish(ax, savefig_fname, show)
+    return pd.concat(plotted, ignore_index=True)
+
+
+def plot_smoothed_curves(
+    data: pd.DataFrame,
+    x: str,
+    y: str,
+    smoothing_bandwidth: float | Sequence[float] | None = None,
+    ax: Axes | None = None,
+    error_representation: str = "ci",
+    n_boot: int = 2500,
+    level: float = 0.9,
+    show: bool = True,
+    savefig_fname: str | os.PathLike | None = None,
+    linestyles: bool = False,
+) -> pd.DataFrame:
+    """Mean of kernel-smoothed runs per ``name``, with a band or the raw runs; runs need not share x values.
+
+    ``data`` has columns ``name``, ``n_simu`` (the run), ``x`` and ``y``. Each run is smoothed
+    (Nadaraya–Watson, Gaussian kernel) onto ``curves.GRID_POINTS`` points spanning its name's x
+    range. ``smoothing_bandwidth``: a number is used as the bandwidth; an array is searched, and None
+    searches heuristic values, by leave-one-out cross-validation over all runs of the name.
+    ``error_representation``: "ci" mean ± z·sd/√n (n runs), "pi" mean ± z·sd, "cb" simultaneous
+    bootstrap band of the mean curve from ``n_boot`` seeded resamples, "raw_curves" the unsmoothed
+    runs. Returns the plotted rows.
+    """
+    def smoothed(rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        runs = curves.runs_of(rows, x, y)
+        bandwidth = curves.resolve_bandwidth(runs, smoothing_bandwidth)
+        _LOGGER.debug("%s: smoothing bandwidth %g", rows["name"].iloc[0], bandwidth)
+        grid = np.linspace(rows[x].min(), rows[x].max(), curves.GRID_POINTS)
+        return rows, grid, curves.smooth_runs(runs, grid, bandwidth)
+
+    return _plot_curves(data, x, y, ax, error_representation, level, n_boot, show, savefig_fname, linestyles,
+                        smoothed)
+
+
+def plot_synchronized_curves(
+    data: pd.DataFrame,
+    x: str,
+    y: str,
+    ax: Axes | None = None,
+    error_representation: str = "pi",
+    level: float = 0.9,
+    show: bool = True,
+    savefig_fname: str | os.PathLike | None = None,
+    linestyles: bool = False,
+    *,
+    n_boot: int = 2500,
+) -> pd.DataFrame:
+    """Mean over runs per ``name`` at the x values all its runs logged, with a band or the raw runs.
+
+    ``data`` has columns ``name``, ``n_simu`` (the run), ``x`` and ``y``. x values missing from
+    some run are dropped with a warning; if no x is shared a ValueError suggests
+    :func:`plot_smoothed_curves`. ``error_representation`` as there ("cb" uses ``n_boot``
+    resamples). Returns the plotted rows (those at shared x values).
+    """
+    return _plot_curves(data, x, y, ax, error_representation, level, n_boot, show, savefig_fname, linestyles,
+                        lambda rows: curves.synchronize(rows, x, y))
 
 
 # ------------------------------------------------------------------------------ plot_writer_data
-def _check_plot_args(error_representation: str, level: float) -> None:
-    if error_representation not in ERROR_REPRESENTATIONS:
-        raise ValueError(f"error_representation must be one of {ERROR_REPRESENTATIONS}, got {error_representation!r}")
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
-
-
-def _default_window(data: pd.DataFrame) -> int:
-    """10% of the typical number of points of one instance's curve, at least 1."""
-    points = data.groupby(["name", "instance"], sort=False).size()
-    return max(1, int(0.1 * float(points.median())))
-
-
-def _prediction_band(curves: pd.DataFrame, level: float) -> pd.DataFrame:
-    """Mean ± z·sd over instances at every x; one instance has no spread, so its band collapses."""
-    grouped = curves.groupby("x", sort=True)["value"]
-    mean, sd = grouped.mean(), grouped.std(ddof=1).fillna(0.0)
-    z = NormalDist().inv_cdf(0.5 + float(level) / 2.0)
-    return pd.DataFrame({"x": mean.index.to_numpy(), "mean": mean.to_numpy(),
-                         "ci_low": (mean - z * sd).to_numpy(), "ci_high": (mean + z * sd).to_numpy()})
-
-
-def _draw_manager(ax: Axes, curves: pd.DataFrame, name: str, color: str, error_representation: str,
-                  level: float) -> None:
-    """The mean curve of one manager (its legend entry) with its band or its instances' curves."""
-    if error_representation == "raw_curves":
-        for _, curve in curves.groupby("instance", sort=True):
-            ax.plot(curve["x"].to_numpy(), curve["value"].to_numpy(), color=color, linewidth=0.7, alpha=0.4,
-                    label="_nolegend_")
-        band = curves.groupby("x", sort=True, as_index=False)["value"].mean().rename(columns={"value": "mean"})
-    else:
-        band = (statistics.curve_band(curves, np.random.default_rng(BAND_SEED), confidence=level)
-                if error_representation == "ci" else _prediction_band(curves, level))
-        ax.fill_between(band["x"].to_numpy(), band["ci_low"].to_numpy(), band["ci_high"].to_numpy(), color=color,
-                        alpha=0.25, linewidth=0, label="_nolegend_")
-    ax.plot(band["x"].to_numpy(), band["mean"].to_numpy(), color=color, linewidth=2.0, label=name)
-
-
-def _legend_title(error_representation: str, level: float) -> str:
-    percent = f"{100.0 * float(level):.6g}%"
-    return {"ci": f"mean, {percent} bootstrap CI", "pi": f"mean, {percent} prediction interval",
-            "raw_curves": "mean and instances"}[error_representation]
+def _with_x(data: pd.DataFrame, xtag: str) -> pd.DataFrame:
+    """``xtag`` as the x column. When no row has one, each run's logging order (0, 1, 2...) replaces it;
+    when only some rows lack it, those rows are dropped with a warning.
+    """
+    if xtag not in data.columns:
+        raise ValueError(f"xtag must be a writer-data column {list(WRITER_COLUMNS)}, got {xtag!r}")
+    missing = data[xtag].isna()
+    if missing.all():
+        return data.assign(**{xtag: data.groupby(["name", "n_simu"], sort=False).cumcount().astype(float)})
+    if missing.any():
+        warnings.warn(f"{int(missing.sum())} rows have no {xtag!r} and are not plotted", stacklevel=3)
+    return data[~missing]
 
 
 def plot_writer_data(
-    source: Source,
+    data_source: Source,
     tag: str,
     xtag: str | None = None,
     smooth: bool = False,
-    error_representation: str = "ci",
-    level: float = 0.95,
-    preprocess_func: Callable[[pd.Series], Any] | None = None,
-    savefig_fname: str | os.PathLike | None = None,
-    show: bool = True,
-    n_points: int = 200,
-    smoothing_window: int | None = None,
+    smoothing_bandwidth: float | Sequence[float] | None = None,
+    id_agent: int | None = None,
     ax: Axes | None = None,
+    error_representation: str = "ci",
+    n_boot: int = 500,
+    level: float = 0.9,
+    sub_sample: bool = True,
+    show: bool = True,
+    preprocess_func: PreprocessFunc | None = None,
+    title: str | None = None,
+    savefig_fname: str | os.PathLike | None = None,
+    linestyles: bool = False,
 ) -> pd.DataFrame | None:
     """Plot ``tag`` against ``xtag`` (default ``global_step``): one mean curve per manager with its spread.
 
-    Instances log at different x, so each manager's instances are interpolated onto a common grid of
-    ``n_points`` (see :func:`rlpipe.statistics.learning_curves`); with ``smooth`` each instance is
-    first smoothed by a trailing mean of ``smoothing_window`` points (default 10% of its points).
-    ``error_representation`` is "ci" (bootstrap CI of the mean, seeded so figures are reproducible),
-    "pi" (mean ± z·sd over instances, a prediction interval at ``level``) or "raw_curves" (every
-    instance). Returns the plotted per-instance curves (``name, tag, instance, n_simu, <xtag>,
-    value``), or None with a warning when there is no data for ``tag``.
+    Reads ``data_source`` with :func:`read_writer_data` (``preprocess_func``, e.g. ``np.cumsum``, and
+    ``id_agent`` as there). ``sub_sample`` keeps at most ``curves.SUB_SAMPLE_POINTS`` rows per run.
+    With ``smooth`` the runs are kernel-smoothed (:func:`plot_smoothed_curves`, which also handles
+    runs logged at different x such as ``dw_time_elapsed``), else averaged where they share x values
+    (:func:`plot_synchronized_curves`). ``error_representation``: "ci", "pi", "cb" (``n_boot``
+    resamples) or "raw_curves". ``title`` defaults to ``tag``; ``linestyles`` gives each manager a
+    dash pattern; ``savefig_fname`` is written atomically. Returns the plotted rows (writer columns
+    of :func:`read_writer_data`), or None with a warning when there is no data for ``tag``.
     """
     _check_plot_args(error_representation, level)
-    if smoothing_window is not None and not smooth:
-        warnings.warn("smoothing_window is only used with smooth=True; the curves are not smoothed", stacklevel=2)
-    xtag = xtag or "global_step"
-    data = read_writer_data(source, tag, preprocess_func)
+    if not isinstance(tag, str):
+        raise TypeError(f"tag must be a single tag (str), got {type(tag).__name__}")
+    data = read_writer_data(data_source, tag, preprocess_func, id_agent)
     if data.empty:
         message = f"No data to be plotted for tag {tag!r}"
         _LOGGER.warning(message)
         warnings.warn(message, stacklevel=2)
         return None
-    window = (smoothing_window or _default_window(data)) if smooth else 1
-
-    ax = _new_axes(ax, show, (6.4, 4.0))
-    plotted = []
-    for k, (name, rows) in enumerate(data.groupby("name", sort=False)):
-        curves = statistics.learning_curves(rows, tag, xtag=xtag, n_points=n_points, smoothing_window=window)
-        _draw_manager(ax, curves, str(name), f"C{k % 10}", error_representation, level)
-        plotted.append(curves.assign(name=name, tag=tag, n_simu=curves["instance"]))
-    ax.set_title(tag)
-    ax.set_xlabel(xtag)
+    xtag = xtag or "global_step"
+    data = _with_x(data, xtag)
+    if sub_sample:
+        data = curves.sub_sample(data, xtag)
+    ax = _new_axes(ax, show, FIGSIZE)
+    if smooth:
+        plotted = plot_smoothed_curves(data, xtag, "value", smoothing_bandwidth, ax, error_representation, n_boot,
+                                       level, False, None, linestyles)
+    else:
+        plotted = plot_synchronized_curves(data, xtag, "value", ax, error_representation, level, False, None,
+                                           linestyles, n_boot=n_boot)
     ax.set_ylabel("value" if preprocess_func is not None else tag)
-    ax.grid(True, alpha=0.3)
-    ax.legend(title=_legend_title(error_representation, level), loc="best", frameon=False)
-
-    if savefig_fname is not None:
-        save_figure(_root_figure(ax), savefig_fname)
-    if show:
-        _show()
-    result = pd.concat(plotted, ignore_index=True).rename(columns={"x": xtag})
-    return result[["name", "tag", "instance", "n_simu", xtag, "value"]]
+    ax.set_title(title or tag)
+    _finish(ax, savefig_fname, show)
+    return plotted
 
 
 # ------------------------------------------------------------------------------ MultipleManagers

@@ -44,9 +44,10 @@ from filelock import FileLock, Timeout
 from optuna.trial import FrozenTrial, TrialState
 
 from rlpipe.agents.base import Agent
+from rlpipe.agents.capabilities import eval_settings, fits_additively
 from rlpipe.config_writeback import plain_value
 from rlpipe.errors import RlpipeError
-from rlpipe.evaluation import agent_episodes
+from rlpipe.evaluation import score_agent
 from rlpipe.fitting import agent_class, agent_kwargs
 from rlpipe.paths import OptimizePaths
 from rlpipe.provenance import library_versions, utc_now
@@ -83,6 +84,12 @@ def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
         study.set_user_attr("task", task.study_record())
         study.set_user_attr("versions", library_versions())
     return study
+
+
+def stored_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
+    """The task's study as its storage holds it (created empty if there is none yet)."""
+    with _study_mutex(paths):
+        return open_study(task, paths)
 
 
 def delete_study(task: OptimizeTask, paths: OptimizePaths) -> bool:
@@ -129,8 +136,12 @@ def run_worker(task: OptimizeTask, paths: OptimizePaths, worker: int = 0, n_tria
     """
     started, deadline = utc_now(), None if task.timeout is None else time.monotonic() + task.timeout
     target = trial_cap(task, task.n_trials if n_trials is None else n_trials)
-    with _study_mutex(paths):
-        study = open_study(task, paths)
+    steps = len(fraction_budgets(task.fit_budget, task.settings["fit_fraction"]))
+    if steps > 1 and not fits_additively(agent_class(task)):
+        print(f"[rlpipe] {task.experiment}: with fit_fraction {task.settings['fit_fraction']} each trial calls fit "
+              f"{steps} times, but {agent_class(task).__name__} does not declare fit_is_additive: its trials may train "
+              "differently from the final fit(fit_budget)", file=sys.stderr, flush=True)
+    study = stored_study(task, paths)
     ran: dict[int, str] = {}
     while deadline is None or time.monotonic() < deadline:
         claimed = _claim_trial(study, paths, target)
@@ -257,7 +268,10 @@ def first_error(trials: list[FrozenTrial]) -> str:
 # ---------------------------------------------------------------------------------------------- one trial
 def fraction_budgets(fit_budget: int, fit_fraction: float) -> list[int]:
     """Budgets of the successive fits of a trial: steps of ``fit_fraction * fit_budget`` rounded up, the
-    last one shortened so that they sum to ``fit_budget`` exactly (never more)."""
+    last one shortened so that they sum to ``fit_budget`` exactly (never more). A budget of 0 or -1
+    (agents that need none) is one fit with that budget."""
+    if fit_budget <= 0:
+        return [fit_budget]
     step = max(1, min(fit_budget, math.ceil(fit_budget * fit_fraction - 1e-9)))
     budgets = [step] * (fit_budget // step)
     return budgets + ([fit_budget - sum(budgets)] if sum(budgets) < fit_budget else [])
@@ -268,8 +282,9 @@ def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: d
 
     With ``fit_fraction < 1`` the instances are fitted in steps; the score after each step but the
     last is reported to the pruner, which may stop the trial (``optuna.TrialPruned``). The score is
-    ``custom_eval_function(agents)`` or the mean over instances of their mean discounted evaluation
-    return. Works with ``optuna.trial.FixedTrial(params, number)`` to replay a trial exactly.
+    ``custom_eval_function(agents)`` or the mean over instances of their mean evaluation score: the
+    discounted return of policy rollouts, or the agent's own ``eval`` when it has one (the objective it
+    defines is the one tuned). Works with ``optuna.trial.FixedTrial(params, number)`` to replay a trial exactly.
     """
     cls = agent_class(task)
     sampled = sample_init_kwargs(trial, cls, task.settings.get("search_space"))
@@ -311,9 +326,9 @@ def _score(agents: list[Agent], task: OptimizeTask, number: int) -> float:
     if task.custom_eval_function is not None:
         score = float(task.custom_eval_function(agents))
     else:
-        horizon, gamma, n = (task.eval_kwargs[k] for k in ("eval_horizon", "gamma", "n_simulations"))
-        means = [np.mean(agent_episodes(agent, episode_seeds(task.trial_seed(number, j, 1), n), horizon, gamma)
-                         ["discounted_return"]) for j, agent in enumerate(agents)]
+        n = eval_settings(task.eval_kwargs)["n_simulations"]
+        means = [np.mean(score_agent(agent, task.eval_kwargs, episode_seeds(task.trial_seed(number, j, 1), n))["score"])
+                 for j, agent in enumerate(agents)]
         score = float(np.mean(means))
     if not math.isfinite(score):
         raise ValueError(f"the trial's score is {score}")
@@ -329,8 +344,7 @@ def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
     """
     from rlpipe.optimization_report import write_study_outputs
 
-    with _study_mutex(paths):
-        study = open_study(task, paths)
+    study = stored_study(task, paths)
     trials = counted_trials(study)
     counts = Counter(t.state.name.lower() for t in trials)
     complete = [t for t in trials if t.state is TrialState.COMPLETE]

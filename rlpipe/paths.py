@@ -136,6 +136,16 @@ class ExperimentPaths:
     def optimize(self) -> OptimizePaths:
         return OptimizePaths(self.folder / "optimize")
 
+    @property
+    def tensorboard(self) -> Path:
+        """TensorBoard event files of the Python API's ``enable_tensorboard`` (one folder per instance)."""
+        return self.folder / "tensorboard"
+
+    def written(self) -> list[Path]:
+        """Every file and folder an experiment's stages write here (what replacing an experiment removes)."""
+        return [self.folder / "instances", self.optimize.folder, self.tensorboard, self.writer_data, self.evaluation,
+                self.summary, self.learning_curve_plot, self.evaluation_plot, self.aggregate_log]
+
 
 @dataclass(frozen=True)
 class StudyPaths:

@@ -8,7 +8,8 @@ does not break a whole report.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -65,6 +66,18 @@ def _draw_instance_curves(axes: Axes, curves: pd.DataFrame) -> None:
                   alpha=0.45, zorder=1, label="individual instances" if index == 0 else "_nolegend_")
 
 
+@dataclass(frozen=True)
+class CurvePanel:
+    """One learning-curve panel: the band of ``rlpipe.statistics.curve_band`` and (optionally) the instances'
+    curves, or, when there is no curve to draw, ``note`` saying why."""
+
+    title: str
+    ylabel: str
+    band: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
+    note: str | None = None
+
+
 def learning_curve_figure(
     band: pd.DataFrame,
     curves: pd.DataFrame | None,
@@ -81,12 +94,36 @@ def learning_curve_figure(
     """
     if band.empty:
         return _no_data_figure(title)
-    _require_columns(band, ("x", "mean", "ci_low", "ci_high", "n_instances"), "band")
-    band = band.sort_values("x")
-    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
-    axes = figure.add_subplot()
-    if curves is not None and not curves.empty:
-        _draw_instance_curves(axes, curves)
+    return learning_curves_figure([CurvePanel(title, ylabel, band, curves)], xlabel, confidence)
+
+
+def learning_curves_figure(panels: Sequence[CurvePanel], xlabel: str, confidence: float = 0.95,
+                           title: str | None = None) -> Figure:
+    """One learning-curve panel per entry of ``panels`` (e.g. every tag an agent logged), in a grid."""
+    n_columns = min(len(panels), MAX_COMPARISON_COLUMNS)
+    n_rows = int(np.ceil(len(panels) / n_columns))
+    figure = Figure(figsize=(6.4 * n_columns, 4.0 * n_rows + (0.4 if title else 0.0)), layout="constrained")
+    grid = figure.subplots(n_rows, n_columns, squeeze=False)
+    for axes, panel in zip(grid.ravel(), panels):
+        _draw_learning_curve(axes, panel, xlabel, confidence)
+    for axes in grid.ravel()[len(panels):]:
+        axes.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def _draw_learning_curve(axes: Axes, panel: CurvePanel, xlabel: str, confidence: float) -> None:
+    axes.set_title(panel.title)
+    if panel.band is None or panel.band.empty:
+        axes.set_axis_off()
+        axes.text(0.5, 0.5, panel.note or "no data", ha="center", va="center", fontsize=11, color="0.4", wrap=True,
+                  transform=axes.transAxes)
+        return
+    _require_columns(panel.band, ("x", "mean", "ci_low", "ci_high", "n_instances"), "band")
+    band = panel.band.sort_values("x")
+    if panel.curves is not None and not panel.curves.empty:
+        _draw_instance_curves(axes, panel.curves)
     n_instances = int(band["n_instances"].max())
     label = f"mean over {n_instances} instance{'s' if n_instances != 1 else ''}, {_percent(confidence)} bootstrap CI"
     x = band["x"].to_numpy(dtype=float)
@@ -97,12 +134,10 @@ def learning_curve_figure(
     handles, labels = axes.get_legend_handles_labels()
     handles = [(shade, line) if handle is line else handle for handle in handles]
     axes.legend(handles, labels, loc="best", frameon=False)
-    axes.set_title(title)
     axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
+    axes.set_ylabel(panel.ylabel)
     axes.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4), useMathText=True)
     axes.grid(True, alpha=0.3)
-    return figure
 
 
 # ----------------------------------------------------------------------------------- evaluation
@@ -138,11 +173,11 @@ def draw_boxes(axes: Axes, positions: np.ndarray, stats: pd.DataFrame, width: fl
               markeredgecolor="black", zorder=5, label="mean" if legend else "_nolegend_")
 
 
-def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "discounted_return") -> Figure:
+def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "score", rows: str = "episodes") -> Figure:
     """Per-instance distributions of an evaluation metric, plus the distribution of instance means.
 
     Boxes (quartiles, median, 1.5-IQR whiskers, mean as a triangle) and jittered points per
-    instance show the within-instance (episode) variation; the last column, "per-instance means",
+    instance show the within-instance variation (of ``rows``: episodes, or eval calls); the last column, "per-instance means",
     shows the between-instance variation that the experiment's CI is about. Jitter uses a fixed
     ``default_rng(0)`` so the figure is reproducible.
     """
@@ -164,7 +199,7 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "disco
 
     rng = np.random.default_rng(JITTER_SEED)
     episode_x = instance.map(position_of).to_numpy(dtype=float) + _jitter(rng, len(values), 0.18)
-    axes.scatter(episode_x, values, s=10, color=MEAN_COLOR, alpha=0.5, linewidths=0, zorder=3, label="episodes")
+    axes.scatter(episode_x, values, s=10, color=MEAN_COLOR, alpha=0.5, linewidths=0, zorder=3, label=rows)
     axes.scatter(means_position + _jitter(rng, n, 0.18), means.to_numpy(), s=24, color=IQM_COLOR, alpha=0.8,
                  linewidths=0, zorder=3, label="per-instance mean")
     axes.axvline(n + 0.75, color="0.6", linestyle="--", linewidth=0.8)
@@ -177,7 +212,7 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "disco
     axes.set_title(title)
     axes.grid(True, axis="y", alpha=0.3)
     handles, labels = axes.get_legend_handles_labels()
-    order = [labels.index(label) for label in ("episodes", "per-instance mean", "median", "mean")]
+    order = [labels.index(label) for label in (rows, "per-instance mean", "median", "mean")]
     axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", frameon=False,
                 fontsize="small")
     return figure

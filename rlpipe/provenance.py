@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import platform
+import types
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
+
+import numpy as np
+
+from rlpipe.imports import object_path
+
+_MAX_DEPTH = 32  # objects nested deeper than this (or cyclic) are recorded by their type only
 
 TRACKED_PACKAGES = ("numpy", "gymnasium", "pyarrow", "pandas", "optuna", "snakemake")
 
@@ -35,3 +44,50 @@ def stable_hash(obj: Any) -> str:
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def json_data(value: Any, _depth: int = 0) -> Any:
+    """``value`` as JSON data that says what it is, the same in every process: how a task records (and
+    hashes) whatever Python values an experiment's kwargs hold.
+
+    Mappings with keys that are not strings (rlberry's ``reward_at={(4, 4): 1.0}``) become sorted
+    ``{"__items__": [[key, value], ...]}``; a ``functools.partial`` its function and arguments; a class
+    or function its import path (lambdas and local functions also a digest of their code, so two
+    different ones never look alike); a callable or any other object its class and attributes. A
+    ``repr`` is used only where the type defines its own (a default repr holds a memory address).
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if _depth > _MAX_DEPTH:
+        return {"__object__": object_path(type(value))}
+    deeper = functools.partial(json_data, _depth=_depth + 1)
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": deeper(value.tolist()), "dtype": str(value.dtype)}
+    if isinstance(value, Mapping):
+        if all(isinstance(key, str) for key in value):
+            return {key: deeper(item) for key, item in value.items()}
+        items = [[deeper(key), deeper(item)] for key, item in value.items()]
+        return {"__items__": sorted(items, key=canonical_json)}
+    if isinstance(value, (list, tuple)):
+        return [deeper(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((deeper(item) for item in value), key=canonical_json)
+    if isinstance(value, functools.partial):
+        return {"__partial__": deeper(value.func), "args": deeper(value.args), "keywords": deeper(value.keywords)}
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
+        return callable_name(value)
+    if type(value).__repr__ is not object.__repr__:
+        return {"__object__": object_path(type(value)), "repr": repr(value)}
+    return {"__object__": object_path(type(value)), "state": deeper(getattr(value, "__dict__", {}))}
+
+
+def callable_name(obj: Any) -> str:
+    """Import path of a class or function; lambdas and local functions, which share a path with their
+    siblings, also get a digest of their code."""
+    name = object_path(obj) if hasattr(obj, "__qualname__") else repr(obj)
+    code = getattr(obj, "__code__", None)
+    if code is not None and ("<lambda>" in name or "<locals>" in name):
+        name += "#" + stable_hash([code.co_code.hex(), repr(code.co_consts), code.co_names])
+    return name

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import random
 from typing import Union
 
 import numpy as np
@@ -78,10 +79,6 @@ class Seeder:
     def generate_state(self, n: int) -> np.ndarray:
         return self.seed_seq.generate_state(n)
 
-    def integer_seed(self) -> int:
-        """One 31-bit integer for APIs that want an int (e.g. ``env.reset(seed=...)``)."""
-        return int(self.seed_seq.generate_state(1)[0] >> 1)
-
     def __repr__(self) -> str:
         return f"Seeder(entropy={self.seed_seq.entropy}, spawn_key={tuple(self.seed_seq.spawn_key)})"
 
@@ -108,3 +105,10 @@ def seed_record(seq: np.random.SeedSequence) -> dict:
 
 def seed_from_record(record: dict) -> np.random.SeedSequence:
     return np.random.SeedSequence(entropy=record["entropy"], spawn_key=tuple(record["spawn_key"]))
+
+
+def global_rng_state() -> tuple:
+    """A fingerprint of numpy's and Python's global random generators, which no seed of rlpipe reaches: it
+    changes when an agent draws from ``np.random.*`` or ``random.*``, so that the draws can be reported."""
+    _, keys, position, *_ = np.random.get_state()
+    return keys.tobytes(), position, random.getstate()

@@ -8,15 +8,17 @@ tasks from its arguments, and may put classes and callables where the config has
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from rlpipe.agents.capabilities import eval_settings, fits_additively
 from rlpipe.config import Study
 from rlpipe.errors import ConfigError
 from rlpipe.envs import describe_env
-from rlpipe.provenance import canonical_json, stable_hash
+from rlpipe.imports import import_object
+from rlpipe.provenance import canonical_json, json_data, stable_hash
 from rlpipe.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
 
 
@@ -38,8 +40,8 @@ class _Task:
         return cls(**json.loads(text))
 
     def record(self) -> dict[str, Any]:
-        """The task as JSON data; classes and callables (Python API) are named by their import path."""
-        return json.loads(json.dumps(asdict(self), default=lambda o: _callable_name(o) if callable(o) else repr(o)))
+        """The task as JSON data; any Python value the API allows is recorded by what it is (see ``json_data``)."""
+        return json_data({f.name: getattr(self, f.name) for f in fields(self)})
 
     def task_hash(self) -> str:
         return stable_hash(self.record())
@@ -78,8 +80,8 @@ class EvalTask(AgentTask):
 
     @property
     def episode_seeds(self) -> np.ndarray:
-        """Reset seed of each evaluation episode; a prefix is stable when n_simulations grows."""
-        return episode_seeds(self.stream(Stream.EVAL, self.instance), self.eval_kwargs["n_simulations"])
+        """Seed of each evaluation row (episode or eval call); a prefix is stable when n_simulations grows."""
+        return episode_seeds(self.stream(Stream.EVAL, self.instance), eval_settings(self.eval_kwargs)["n_simulations"])
 
 
 @dataclass(frozen=True)
@@ -145,21 +147,13 @@ class OptimizeTask(_Task):
         return self.stream(Stream.OPTIMIZE, 1)
 
 
-def _callable_name(obj: Any) -> str:
-    """Import path of a callable; lambdas and local functions, which share a path with their siblings,
-    also get a digest of their code, so two different ones never give the same task."""
-    from rlpipe.imports import object_path
-
-    name = object_path(obj)
-    code = getattr(obj, "__code__", None)
-    if code is not None and ("<lambda>" in name or "<locals>" in name):
-        name += "#" + stable_hash([code.co_code.hex(), repr(code.co_consts), code.co_names])
-    return name
-
-
 def episode_seeds(seed: np.random.SeedSequence, n: int) -> np.ndarray:
     """``n`` non-negative int64 reset seeds drawn from ``seed``; a prefix is stable when ``n`` grows."""
     return (seed.generate_state(n) >> 1).astype(np.int64)
+
+
+# The chunks an additive agent is fitted in when the experiment does not say.
+DEFAULT_CHUNKS = 10
 
 
 # ---------------------------------------------------------------------------------------------- from a study
@@ -169,9 +163,17 @@ def fit_task(study: Study, experiment: str, instance: int) -> FitTask:
         **_agent_fields(study, experiment, instance),
         fit_budget=spec["fit_budget"],
         fit_kwargs=spec["fit_kwargs"],
-        n_checkpoints=spec["n_checkpoints"],
+        n_checkpoints=checkpoint_chunks(spec.get("n_checkpoints"), import_object(spec["agent"])),
         writer_kwargs=spec["writer"],
     )
+
+
+def checkpoint_chunks(n_checkpoints: int | None, agent_class: type) -> int:
+    """How many chunks a fit is split into: as the experiment says, else :data:`DEFAULT_CHUNKS` for an agent
+    whose fit is additive and one call for any other (chunks would change its training)."""
+    if n_checkpoints is not None:
+        return n_checkpoints
+    return DEFAULT_CHUNKS if fits_additively(agent_class) else 1
 
 
 def eval_task(study: Study, experiment: str, instance: int) -> EvalTask:
@@ -184,7 +186,7 @@ def aggregate_task(study: Study, experiment: str) -> AggregateTask:
         experiment=experiment,
         root_seed=_root(study),
         agent=spec["agent"],
-        env=describe_env(spec.get("eval_env", spec["train_env"])),
+        env=describe_env(spec.get("eval_env", spec.get("train_env"))),
         fit_budget=spec["fit_budget"],
         learning_curve=spec["learning_curve"],
         report=study.report,
@@ -194,8 +196,6 @@ def aggregate_task(study: Study, experiment: str) -> AggregateTask:
 
 def optimize_task(study: Study, experiment: str) -> OptimizeTask:
     """The task of an experiment's ``optimize`` section (a ConfigError if it has none)."""
-    from rlpipe.imports import import_object
-
     spec = study.experiment(experiment)
     if "optimize" not in spec:
         raise ConfigError(f"experiment '{experiment}' has no 'optimize' section: add one to tune it")
@@ -204,8 +204,8 @@ def optimize_task(study: Study, experiment: str) -> OptimizeTask:
         experiment=experiment,
         root_seed=_root(study),
         agent=spec["agent"],
-        train_env=spec["train_env"],
-        eval_env=spec.get("eval_env", spec["train_env"]),
+        train_env=spec.get("train_env"),
+        eval_env=spec.get("eval_env", spec.get("train_env")),
         init_kwargs=untuned_init_kwargs(spec["init_kwargs"], import_object(spec["agent"]), settings.get("search_space")),
         init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
         fit_budget=spec["fit_budget"],
@@ -244,8 +244,8 @@ def _agent_fields(study: Study, experiment: str, instance: int) -> dict[str, Any
         "root_seed": _root(study),
         "instance": instance,
         "agent": spec["agent"],
-        "train_env": spec["train_env"],
-        "eval_env": spec.get("eval_env", spec["train_env"]),
+        "train_env": spec.get("train_env"),
+        "eval_env": spec.get("eval_env", spec.get("train_env")),
         "init_kwargs": instance_init_kwargs(spec, instance),
         "allow_pickle": spec["allow_pickle"],
     }

@@ -1,13 +1,21 @@
 """Run the workflow with Snakemake in a temporary folder, as a user would (shared by the end-to-end tests)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
 
-SNAKEFILE = Path(__file__).resolve().parents[1] / "Snakefile"
+TESTS = Path(__file__).resolve().parent
+SNAKEFILE = TESTS.parent / "Snakefile"
+
+
+def env_with_tests_on_pythonpath() -> dict[str, str]:
+    """The environment with ``tests/`` on PYTHONPATH, so that a config can name the test agents
+    (``helpers_agents:PeakAgent``) both in Snakemake, which validates the config, and in its jobs."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))}
 
 
 def run_snakemake(workdir: Path, config: dict | None, *extra: str, cores: int = 2) -> subprocess.CompletedProcess:
@@ -18,7 +26,7 @@ def run_snakemake(workdir: Path, config: dict | None, *extra: str, cores: int = 
         (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir),
                "--configfile", str(workdir / "config.yaml"), "--cores", str(cores), *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env_with_tests_on_pythonpath())
 
 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:

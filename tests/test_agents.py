@@ -12,7 +12,7 @@ import pytest
 
 from rlpipe.agents import QLearningAgent, RandomAgent, ValueIterationAgent
 from rlpipe.agents.base import NullWriter
-from rlpipe.checkpoint import META_KEY, PICKLE_MAGIC, read_checkpoint
+from rlpipe.checkpoint import COMPRESSED_PICKLE_MAGIC, META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.errors import CheckpointError
 from rlpipe.rollouts import run_episodes
 
@@ -130,12 +130,14 @@ def test_fit_is_additive(cls, kwargs, budget):
 # ---------------------------------------------------------------------------------------------- checkpoints
 @pytest.mark.parametrize("cls, kwargs, budget", AGENTS)
 def test_save_load_continue_equals_uninterrupted(tmp_path, cls, kwargs, budget):
-    first = budget // 3 + 1
     whole = cls(FL, seeder=11, **kwargs)
     whole.fit(budget)
 
-    part = cls(FL, seeder=11, **kwargs)
-    part.fit(first)
+    for first in range(budget // 3 + 1, budget // 3 + 50):  # the first split point that falls mid-episode
+        part = cls(FL, seeder=11, **kwargs)
+        part.fit(first)
+        if cls is ValueIterationAgent or part._episode_seed is not None:
+            break
     if cls is not ValueIterationAgent:
         assert part._episode_seed is not None, "the checkpoint should be taken mid-episode"
     path = part.save(tmp_path / "agent.ckpt")
@@ -234,11 +236,12 @@ def test_checkpoint_of_another_class(tmp_path):
         RandomAgent.load(path, env=FL)
 
 
-def test_pickled_checkpoint_needs_allow_pickle(tmp_path):
-    agent = PickledCounterAgent(FL, n_actions=4, seeder=5)
+@pytest.mark.parametrize("compress, magic", [(True, COMPRESSED_PICKLE_MAGIC), (False, PICKLE_MAGIC)])
+def test_pickled_checkpoint_needs_allow_pickle(tmp_path, compress, magic):
+    agent = PickledCounterAgent(FL, n_actions=4, seeder=5, compress_pickle=compress)
     agent.fit(37)
     path = agent.save(tmp_path / "counter.ckpt")
-    assert path.read_bytes().startswith(PICKLE_MAGIC)
+    assert path.read_bytes().startswith(magic)  # rlberry's compress_pickle: bz2 after the header
     with pytest.raises(CheckpointError, match="allow_pickle=True"):
         PickledCounterAgent.load(path, env=FL)
     with pytest.raises(CheckpointError, match="is a pickle"):

@@ -173,12 +173,12 @@ def test_evaluate_truncated_checkpoint_is_one_line(tmp_path, capsys):
 
 
 def test_evaluate_untrusted_pickle_is_one_line(tmp_path, capsys):
-    overrides = {"agent": "helpers_agents:PickledCounterAgent", "fit_budget": 20}
+    overrides = {"agent": "helpers_agents:PickledCounterAgent", "fit_budget": 20, "allow_pickle": True}
     folder = tmp_path / "i"
     assert main(["fit", "--task", fit_json(**overrides), "--instance-dir", str(folder)]) == 0
     config = json.loads(json.dumps(GOOD))
     config["experiments"]["ql"].update(overrides)
-    task = eval_task(validate_study(config), "ql", 1)
+    task = dataclasses.replace(eval_task(validate_study(config), "ql", 1), allow_pickle=False)  # validation would refuse it
     capsys.readouterr()
     assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]

@@ -4,11 +4,12 @@ from __future__ import annotations
 import gymnasium as gym
 import re
 
+import numpy as np
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
-from rlpipe.envs import EnvSpecError, check_env_spec, describe_env, make_env
+from rlpipe.envs import EnvSpecError, check_env_spec, describe_env, make_env, seed_env
 
 CARTPOLE_PATH = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
 
@@ -164,9 +165,12 @@ def test_tuple_of_wrong_length(spec, n):
         make_env(spec)
 
 
-def test_tuple_none_none():
-    with pytest.raises(EnvSpecError, match=r"no environment given: the env tuple is \(None, \.\.\.\)"):
-        make_env((None, None))
+@pytest.mark.parametrize("spec", [None, (None, None), [None, {}]])
+def test_no_env_specs_build_no_env(spec):
+    """rlberry's default train_env=(None, None) is an agent without an environment."""
+    assert make_env(spec) is None
+    check_env_spec(spec)  # valid
+    assert describe_env(spec) == "none"
 
 
 def test_tuple_head_of_wrong_type():
@@ -174,7 +178,7 @@ def test_tuple_head_of_wrong_type():
         make_env((3, {}))
 
 
-@pytest.mark.parametrize("spec", [5, None, 2.5])
+@pytest.mark.parametrize("spec", [5, 2.5])
 def test_unsupported_spec_types(spec):
     with pytest.raises(EnvSpecError, match=f"cannot make an environment from {type(spec).__name__}"):
         make_env(spec)
@@ -254,3 +258,15 @@ def test_check_env_spec_accepts_gymnasium_make_options_and_the_envs_own_argument
     check_env_spec({"id": "CartPole-v1", "kwargs": {"max_episode_steps": 50, "render_mode": None, "sutton_barto_reward": True}})
     check_env_spec(("FrozenLake-v1", {"map_name": "8x8", "is_slippery": False}))
     check_env_spec({"constructor": "gymnasium:make", "kwargs": {"id": "CartPole-v1", "anything": 1}})  # **kwargs: not checkable
+
+
+def test_seed_env_seeds_resets_without_a_seed_and_the_spaces():
+    """An agent that calls env.reset() and action_space.sample() itself gets the same numbers after seed_env."""
+    def draws(seed: int) -> list:
+        env = make_env("Taxi-v4")
+        seed_env(env, np.random.SeedSequence(seed))
+        return [int(env.reset()[0]) for _ in range(5)] + [int(env.action_space.sample()) for _ in range(5)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+    assert len({int(make_env("Taxi-v4").reset()[0]) for _ in range(30)}) > 1  # unseeded envs draw OS entropy

@@ -14,7 +14,7 @@ import pytest
 
 from rlpipe.agents import QLearningAgent
 from rlpipe.config import validate_study
-from rlpipe.errors import CheckpointError
+from rlpipe.errors import CheckpointError, ConfigError
 from rlpipe.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
 from rlpipe.fitting import agent_class, agent_kwargs, fit_instance, split_budget
 from rlpipe.paths import InstancePaths
@@ -318,7 +318,7 @@ def test_evaluate_instance_table(fitted, tmp_path):
     table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
     on_disk = pq.read_table(paths.evaluation)
     assert on_disk.schema.names == list(EPISODE_COLUMNS) == [
-        "instance", "episode", "seed", "return", "discounted_return", "length"]
+        "instance", "episode", "seed", "unit", "score", "return", "discounted_return", "length"]
     assert on_disk.num_rows == task.eval_kwargs["n_simulations"] == 6
     assert on_disk.column("instance").to_pylist() == [1] * 6
     assert on_disk.column("episode").to_pylist() == list(range(6))
@@ -329,6 +329,8 @@ def test_evaluate_instance_table(fitted, tmp_path):
     assert set(frame["return"]) <= {0.0, 1.0}
     # FrozenLake pays 1 on the last step only: discounted = gamma ** (length - 1) * return
     np.testing.assert_allclose(frame["discounted_return"], frame["return"] * 0.9 ** (frame["length"] - 1))
+    assert (frame["unit"] == "episode").all()  # a policy rollout: one row per episode, scored by its discounted return
+    assert frame["score"].tolist() == frame["discounted_return"].tolist()
     metadata = json.loads(on_disk.schema.metadata[b"rlpipe"])
     assert metadata["task_hash"] == task.task_hash()
     assert metadata["eval_kwargs"] == task.eval_kwargs
@@ -380,10 +382,11 @@ def test_agent_without_policy_is_scored_by_eval(tmp_path):
     assert table.column("length").null_count == 6
     assert table.column("seed").to_pylist() == task.episode_seeds.tolist()
     frame = table.to_pandas()
-    assert frame["return"].isna().all()
+    assert frame["return"].isna().all() and frame["discounted_return"].isna().all()
+    assert (frame["unit"] == "eval").all()  # one row per call of the agent's own eval
     agent = load_instance_agent(task, paths.checkpoint)
     expected = [agent.eval(eval_horizon=100, n_simulations=1, gamma=0.9) for _ in range(6)]
-    assert frame["discounted_return"].tolist() == expected
+    assert frame["score"].tolist() == expected
 
 
 def test_agent_without_policy_has_null_returns(tmp_path):
@@ -400,9 +403,11 @@ def test_pickled_agent_fit_and_evaluation(tmp_path):
     assert record["total_env_steps"] == 60
     table = evaluate_instance(eval_task(trusted, "ql", 0), paths.checkpoint, paths.evaluation)
     assert table.num_rows == 6
-    untrusted = make_study(**base)
-    with pytest.raises(CheckpointError, match="allow_pickle"):
-        evaluate_instance(eval_task(untrusted, "ql", 0), paths.checkpoint, tmp_path / "x.parquet")
+    with pytest.raises(ConfigError, match="ql.allow_pickle: PickledCounterAgent has no get_state/set_state"):
+        make_study(**base)  # refused by validation, before any job
+    untrusted = dataclasses.replace(eval_task(trusted, "ql", 0), allow_pickle=False)
+    with pytest.raises(CheckpointError, match="allow_pickle"):  # and a task built by hand still cannot unpickle
+        evaluate_instance(untrusted, paths.checkpoint, tmp_path / "x.parquet")
 
 
 def test_tasks_survive_json(tmp_path):

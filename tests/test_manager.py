@@ -64,9 +64,17 @@ def assert_same_instances(first: ExperimentManager, second: ExperimentManager) -
     assert len(a) == len(b) and a == b
 
 
+def writer_frame(manager: ExperimentManager) -> pd.DataFrame:
+    """All instances' writer rows in one frame with an ``instance`` column (get_writer_data gives one per instance)."""
+    frames = manager.get_writer_data() or {}
+    if not frames:
+        return pd.DataFrame(columns=WRITER_COLUMNS)
+    return pd.concat([frame.assign(instance=i) for i, frame in frames.items()], ignore_index=True)
+
+
 def writer_values(manager: ExperimentManager) -> pd.DataFrame:
     """Writer rows without the wall-clock column (which legitimately differs between runs)."""
-    return manager.get_writer_data()[["instance", "tag", "value", "global_step"]].reset_index(drop=True)
+    return writer_frame(manager)[["instance", "tag", "value", "global_step"]].reset_index(drop=True)
 
 
 def checkpoint_content(manager: ExperimentManager, instance: int) -> tuple[dict, dict]:
@@ -121,7 +129,7 @@ def test_every_parameter_is_accepted_with_rlberrys_meaning(tmp_path) -> None:
     )
     assert manager.agent_name == "everything" and manager.n_fit == 3 and manager.fit_budget == 60
     assert manager.output_dir == tmp_path / "manager_data" / f"everything_{manager.unique_id}"
-    assert manager.eval_kwargs == {"eval_horizon": 15, "n_simulations": 10, "gamma": 1.0}
+    assert manager.eval_kwargs == {"eval_horizon": 15}  # as written: eval receives nothing more
     manager.fit()
 
     agents = manager.get_agent_instances()
@@ -138,9 +146,9 @@ def test_every_parameter_is_accepted_with_rlberrys_meaning(tmp_path) -> None:
     # enable_tensorboard: one event folder per instance; default_writer_kwargs: maxlen=5 rows per tag
     for i in range(3):
         assert list((manager.output_dir / "tensorboard" / str(i)).glob("events.out.tfevents.*"))
-    counts = manager.get_writer_data().groupby(["instance", "tag"]).size()
+    counts = writer_frame(manager).groupby(["instance", "tag"]).size()
     assert counts.max() <= 5
-    assert set(manager.get_writer_data()["name"]) == {"everything"}
+    assert set(writer_frame(manager)["name"]) == {"everything"}
 
 
 @pytest.mark.parametrize(
@@ -192,9 +200,10 @@ def test_float_budgets_written_like_1e3_are_accepted(tmp_path) -> None:
     assert manager.fit_budget == 1000 and type(manager.fit_budget) is int
     manager.fit(5e1)
     assert [a.total_env_steps for a in manager.get_agent_instances()] == [50, 50]
-    for bad in (2.5, 0, -3, True):
+    for bad in (2.5, -3, True):
         with pytest.raises(ValueError, match="fit_budget"):
             make(tmp_path, fit_budget=bad)
+    assert [make(tmp_path, fit_budget=b).fit_budget for b in (0, -1)] == [0, -1]  # agents that need no budget
     with pytest.raises(ValueError, match="budget"):
         manager.fit(1.5)
 
@@ -286,21 +295,22 @@ def test_default_output_dir_is_rlpipe_data_temp(tmp_path, monkeypatch) -> None:
     assert manager.output_dir.parent.resolve() == (tmp_path / "rlpipe_data" / "temp" / "manager_data").resolve()
 
 
-def test_a_second_manager_never_overwrites_the_first_in_a_shared_folder(tmp_path) -> None:
-    first = make(tmp_path, outdir_id_style=None, seed=1)
+def test_a_second_manager_in_a_fixed_folder_replaces_the_first_as_a_whole(tmp_path, caplog) -> None:
+    """outdir_id_style=None is a fixed folder, which a new run overwrites (rlberry's behaviour, with its warning);
+    none of the old run's instances is continued or read as the new run's."""
+    first = make(tmp_path, outdir_id_style=None, seed=1, n_fit=3)
     first.fit()
     folder = tmp_path / "manager_data"
-    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-    before_fit = fingerprint(first)
-
-    second = make(tmp_path, outdir_id_style=None, seed=2)
-    with pytest.raises(FileExistsError, match="another manager"):
-        second.fit()
-    with pytest.raises(FileExistsError):
-        second.save()
-    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    with caplog.at_level(logging.WARNING, logger="rlpipe"):
+        second = make(tmp_path, outdir_id_style=None, seed=2, n_fit=2)
+    assert "This output directory already exists, the save may overwrite the previous Experiment." in caplog.text
+    second.fit()
+    fresh = make(tmp_path / "fresh", outdir_id_style=None, seed=2, n_fit=2)
+    fresh.fit()
+    assert_same_instances(second, fresh)  # fitted from scratch, not continued from the first manager's agents
+    assert sorted(p.name for p in (folder / "instances").iterdir()) == ["0", "1"]  # instance 2 of the first is gone
     reloaded = ExperimentManager.load(folder)
-    assert fingerprint(reloaded) == before_fit
+    assert reloaded.unique_id == second.unique_id and fingerprint(reloaded) == fingerprint(second)
 
 
 def test_two_timestamp_managers_never_share_a_folder(tmp_path) -> None:
@@ -421,12 +431,12 @@ def test_a_disabled_writer_does_not_crash_fit(tmp_path) -> None:
     manager = make(tmp_path, n_fit=3)
     manager.set_writer(1, None)
     manager.fit()  # rlberry 0.7.3 raises AttributeError: 'NoneType' object has no attribute '_style_log'
-    counts = manager.get_writer_data().groupby("instance").size()
+    counts = writer_frame(manager).groupby("instance").size()
     assert counts.index.tolist() == [0, 2] and (counts > 0).all()
     assert pq.read_table(manager.paths.instance(1).writer).num_rows == 0
     assert [a.total_env_steps for a in manager.get_agent_instances()] == [300, 300, 300]
     manager.fit(50)  # and again, continuing
-    assert manager.get_writer_data().query("instance == 1").empty
+    assert writer_frame(manager).query("instance == 1").empty
     assert manager.get_agent_instances()[1].total_env_steps == 350
 
 
@@ -441,7 +451,7 @@ def test_a_custom_writer_receives_the_agents_scalars(tmp_path) -> None:
     manager = make(tmp_path)
     manager.set_writer(0, RecordingWriter, {"name": "custom", "print_log": False})
     manager.fit()
-    data = manager.get_writer_data()
+    data = writer_frame(manager)
     mine = data.query("instance == 0")
     assert calls and {tag for tag, _, _ in calls} == {"episode_rewards", "episode_length"}
     assert [(t, v, s) for t, v, s in zip(mine["tag"], mine["value"], mine["global_step"])] == calls
@@ -464,7 +474,7 @@ def test_a_custom_writer_with_only_add_scalar_works(tmp_path) -> None:
     manager.fit()
     assert calls and {tag for tag, _, _ in calls} == {"x/episode_rewards", "x/episode_length"}
     assert pq.read_table(manager.paths.instance(0).writer).num_rows == 0  # its data lives in the custom writer
-    assert not manager.get_writer_data().query("instance == 1").empty
+    assert not writer_frame(manager).query("instance == 1").empty
 
 
 def test_set_writer_checks_its_arguments(tmp_path) -> None:
@@ -477,7 +487,7 @@ def test_set_writer_checks_its_arguments(tmp_path) -> None:
     manager.set_writer(0, None)
     manager.set_writer(0, "default")  # back to the default writer
     manager.fit()
-    assert sorted(manager.get_writer_data()["instance"].unique()) == [0, 1]
+    assert sorted(writer_frame(manager)["instance"].unique()) == [0, 1]
 
 
 # ============================================================================================ evaluation
@@ -551,12 +561,14 @@ def test_eval_agents_verbose_shows_progress(tmp_path, capsys) -> None:
 
 
 # ============================================================================================ data and instances
-def test_get_writer_data_is_one_frame_with_an_instance_column(tmp_path) -> None:
+def test_get_writer_data_is_rlberrys_frame_per_instance(tmp_path) -> None:
     manager = make(tmp_path, n_fit=3, agent_name="lake")
-    before = manager.get_writer_data()
-    assert isinstance(before, pd.DataFrame) and before.empty and list(before.columns) == WRITER_COLUMNS
+    assert manager.get_writer_data() is None  # rlberry's value before any fit
     manager.fit()
-    data = manager.get_writer_data()
+    frames = manager.get_writer_data()
+    assert sorted(frames) == [0, 1, 2]
+    assert all(list(frame.columns) == WRITER_COLUMNS[:-1] for frame in frames.values())  # rlberry's columns
+    data = writer_frame(manager)
     assert list(data.columns) == WRITER_COLUMNS
     assert sorted(data["instance"].unique()) == [0, 1, 2]
     assert set(data["name"]) == {"lake"}
@@ -634,7 +646,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     from_file, from_folder = ExperimentManager.load(path), ExperimentManager.load(manager.output_dir)
     for loaded in (from_file, from_folder):
         assert _parameters(loaded) == _parameters(manager)
-        pd.testing.assert_frame_equal(loaded.get_writer_data(), manager.get_writer_data())
+        pd.testing.assert_frame_equal(writer_frame(loaded), writer_frame(manager))
     expected = manager.eval_agents(10, verbose=False)
     assert from_file.eval_agents(10, verbose=False) == expected
     assert len(set(expected)) > 1  # slippery returns vary: the equality is not trivial
@@ -704,8 +716,10 @@ def test_an_agent_without_get_state_saves_and_loads(tmp_path) -> None:
     counts = [a.counts.copy() for a in manager.get_agent_instances()]
     assert [c.sum() for c in counts] == [50, 50] and not np.array_equal(counts[0], counts[1])
 
-    untrusted = ExperimentManager.load(manager.save())
-    with pytest.raises(Exception, match="allow_pickle"):
+    with pytest.warns(UserWarning, match="their agents only with allow_pickle=True"):  # said at load...
+        untrusted = ExperimentManager.load(manager.save())
+    assert sorted(untrusted.get_writer_data()) == [0, 1]  # ...their writer data needs no unpickling...
+    with pytest.raises(Exception, match="allow_pickle"):  # ...their agents do
         untrusted.get_agent_instances()
     trusted = ExperimentManager.load(manager.save(), allow_pickle=True)
     for a, c in zip(trusted.get_agent_instances(), counts):
@@ -745,7 +759,7 @@ def test_clear_output_dir(tmp_path) -> None:
     assert not manager.output_dir.exists()
     with pytest.warns(UserWarning, match="does not exist"):
         manager.clear_output_dir()
-    assert manager.get_writer_data().empty
+    assert writer_frame(manager).empty
 
 
 # ============================================================================================ pipeline bridge
@@ -762,7 +776,7 @@ def test_to_config_is_a_valid_pipeline_config(tmp_path) -> None:
     assert entry["train_env"]["id"] == "FrozenLake-v1" and entry["train_env"]["kwargs"] == {"is_slippery": False}
     assert entry["eval_env"]["kwargs"] == {"is_slippery": True}
     assert entry["n_fit"] == 3 and entry["fit_budget"] == 300
-    assert entry["eval_kwargs"] == {"eval_horizon": 25, "n_simulations": 3, "gamma": 1.0}
+    assert entry["eval_kwargs"] == {"eval_horizon": 25, "n_simulations": 3}
     assert entry["init_kwargs"] == {"learning_rate": 0.4}
     assert entry["init_kwargs_per_instance"] == [{}, {"gamma": 0.5}, {}]
 
@@ -888,10 +902,10 @@ def test_spawn_with_a_main_guard_works_and_matches_threads(tmp_path) -> None:
 def test_disabling_the_writer_before_a_second_fit_keeps_the_earlier_rows(tmp_path) -> None:
     manager = make(tmp_path)
     manager.fit(300)
-    before = manager.get_writer_data()
+    before = writer_frame(manager)
     manager.set_writer(0, None)
     manager.fit(300)
-    after = manager.get_writer_data()
+    after = writer_frame(manager)
     pd.testing.assert_frame_equal(after[after.instance == 0].reset_index(drop=True),
                                   before[before.instance == 0].reset_index(drop=True))
     assert (after.instance == 1).sum() > (before.instance == 1).sum()  # the other instance keeps writing

@@ -32,8 +32,11 @@ def assert_same_instances(ours: ExperimentManager, theirs: ExperimentManager) ->
     for a, b in zip(ours.get_agent_instances(), theirs.get_agent_instances(), strict=True):
         np.testing.assert_array_equal(a.q, b.q)
         assert a.total_env_steps == b.total_env_steps
-    columns = ["instance", "tag", "value", "global_step"]
-    pd.testing.assert_frame_equal(ours.get_writer_data()[columns], theirs.get_writer_data()[columns])
+    columns = ["tag", "value", "global_step"]
+    ours_data, theirs_data = ours.get_writer_data(), theirs.get_writer_data()
+    assert sorted(ours_data) == sorted(theirs_data)
+    for instance, frame in ours_data.items():
+        pd.testing.assert_frame_equal(frame[columns], theirs_data[instance][columns])
 
 
 @pytest.fixture(scope="module")
@@ -47,14 +50,14 @@ def test_a_pipeline_experiment_loads_as_a_manager(pipeline_folder) -> None:
     manager = ExperimentManager.load(pipeline_folder)
     assert manager.agent_class is QLearningAgent
     assert manager.agent_name == "lake" and manager.n_fit == 2 and manager.fit_budget == 2000
-    assert manager.eval_kwargs == {"eval_horizon": 60, "n_simulations": 6, "gamma": 1.0}
+    assert manager.eval_kwargs == {"eval_horizon": 60, "n_simulations": 6}
     assert manager.seeder.seed_seq.entropy == 11
     agents = manager.get_agent_instances()
     assert [a.total_env_steps for a in agents] == [2000, 2000]
     assert len(manager.eval_agents(5, verbose=False)) == 5
     data = manager.get_writer_data()
-    assert sorted(data.instance.unique()) == [0, 1]
-    assert set(data.tag) == {"episode_rewards", "episode_length"}
+    assert sorted(data) == [0, 1]
+    assert all(set(frame.tag) == {"episode_rewards", "episode_length"} for frame in data.values())
 
 
 def test_a_manager_from_the_config_reproduces_the_pipeline(pipeline_folder, tmp_path) -> None:

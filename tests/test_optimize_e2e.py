@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -20,12 +19,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from snakemake_runner import SNAKEFILE, ok, run_snakemake
+from snakemake_runner import SNAKEFILE, ok, run_snakemake, env_with_tests_on_pythonpath
 from test_workflow_e2e import PNG_MAGIC, snapshot
 
 pytestmark = pytest.mark.e2e
 
-TESTS = Path(__file__).resolve().parent
 
 # Two experiments, only `ql` tuned. The comments, the untuned `gamma` and the `rand` entry must survive the write-back.
 CONFIG = """\
@@ -93,15 +91,6 @@ def peak_experiment(name: str, n_trials: int = 4, workers: int = 1, extra: str =
     """
     return PEAK_CONFIG.format(name=name, n_trials=n_trials, workers=workers, extra=extra,
                               search_space=PEAK_SEARCH_SPACE if search_space else "")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def helpers_importable():
-    """Make ``helpers_agents:PeakAgent`` importable by the Snakemake process (which validates the config, and
-    runs from the caller's folder, not the workdir) and by its jobs (the rules' shell prefix keeps PYTHONPATH)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
-        yield
 
 
 def output(result: subprocess.CompletedProcess) -> str:
@@ -305,7 +294,8 @@ def test_write_back_goes_to_the_config_file_in_use(tmp_path: Path) -> None:
 
     def snakemake(*args: str) -> subprocess.CompletedProcess:  # targets first: --configfile takes several values
         command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "2", *args]
-        return ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600))
+        return ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                                 env=env_with_tests_on_pythonpath()))
 
     result = snakemake("optimize", "--configfile", "studies/other.yaml")
     best = yaml.safe_load((optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
@@ -399,5 +389,6 @@ def test_lint_is_clean(tmp_path: Path) -> None:
     Run from the temporary folder: the linter writes its log under the current folder, not under -d."""
     (tmp_path / "config.yaml").write_text(CONFIG)
     command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--configfile", "config.yaml", "--lint"]
-    result = ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600))
+    result = ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                               env=env_with_tests_on_pythonpath()))
     assert "Congratulations, your workflow is in a good condition!" in output(result)

@@ -91,7 +91,7 @@ def _scatters(figure: Figure) -> list[PathCollection]:
 
 
 def test_evaluation_figure_structure(evaluation: pd.DataFrame, tmp_path: Path) -> None:
-    figure = evaluation_figure(evaluation, title="evaluation of PPO")
+    figure = evaluation_figure(evaluation, title="evaluation of PPO", metric="discounted_return")
     axes = figure.axes[0]
     assert axes.get_title() == "evaluation of PPO"
     assert axes.get_ylabel() == "discounted return" and axes.get_xlabel() == "instance"
@@ -119,6 +119,12 @@ def test_evaluation_figure_jitter_is_deterministic_and_metric_selectable(evaluat
         np.testing.assert_array_equal(a.get_offsets(), b.get_offsets())
     with pytest.raises(KeyError, match="available columns"):
         evaluation_figure(evaluation, title="t", metric="success")
+
+
+def test_evaluation_figure_of_eval_calls_says_so(evaluation: pd.DataFrame) -> None:
+    figure = evaluation_figure(evaluation.assign(score=evaluation["return"]), title="t", rows="eval calls")
+    assert _legend_labels(figure)[0] == "eval calls"
+    assert figure.axes[0].get_ylabel() == "score"
 
 
 def test_evaluation_figure_no_data() -> None:
@@ -193,7 +199,7 @@ def test_plots_never_import_pyplot() -> None:
     code = (
         "import sys, pandas as pd\n"
         "from rlpipe.plots import comparison_figure, evaluation_figure, learning_curve_figure\n"
-        "evaluation_figure(pd.DataFrame({'instance': [0, 0, 1], 'discounted_return': [1.0, 2.0, 3.0]}), 't')\n"
+        "evaluation_figure(pd.DataFrame({'instance': [0, 0, 1], 'score': [1.0, 2.0, 3.0]}), 't')\n"
         "learning_curve_figure(pd.DataFrame(), None, 't', 'y')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )

@@ -52,3 +52,33 @@ def test_the_custom_agent_example_works(tmp_path: Path, monkeypatch: pytest.Monk
     path = agent.save(tmp_path / "agent.ckpt")
     loaded = namespace["MyAgent"].load(path, env="FrozenLake-v1", seeder=0)
     assert (loaded.preferences == agent.preferences).all()
+
+
+def readme_class(name: str) -> type:
+    """The agent class ``name`` as the README defines it."""
+    block = next(block for block in python_blocks() if f"class {name}(" in block)
+    namespace: dict = {"__name__": "readme"}
+    exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    return namespace[name]
+
+
+def test_the_rlberry_style_agent_of_the_readme_reproduces(tmp_path: Path) -> None:
+    from rlpipe import ExperimentManager, read_writer_data
+    from rlpipe.agent_checks import check_rl_agent
+
+    agent = readme_class("QAgent")
+    check_rl_agent(agent, "discrete_state")
+    runs = [ExperimentManager(agent, ("Taxi-v4", {}), fit_budget=500, n_fit=2, seed=3, output_dir=tmp_path / str(k),
+                              default_writer_kwargs={"print_log": False}) for k in range(2)]
+    for manager in runs:
+        manager.fit()
+    first, second = (read_writer_data(m)[["instance", "tag", "value", "global_step"]] for m in runs)
+    assert len(first) == 2 * 500 and first.equals(second)
+
+
+def test_the_additive_agent_of_the_readme_keeps_its_promise() -> None:
+    from rlpipe.agent_checks import check_fit_additive, check_rl_agent
+
+    agent = readme_class("MyAgent")
+    check_rl_agent(agent, "discrete_state")
+    check_fit_additive(agent, ("Taxi-v4", {}), budget=300)

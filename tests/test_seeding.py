@@ -170,13 +170,6 @@ def test_reseed_and_generate_state():
     np.testing.assert_array_equal(seeder.generate_state(3), np.random.SeedSequence(2).generate_state(3))
 
 
-def test_integer_seed_is_31_bit_and_deterministic():
-    values = {Seeder(i).integer_seed() for i in range(50)}
-    assert all(0 <= v < 2**31 for v in values)
-    assert len(values) == 50
-    assert Seeder(7).integer_seed() == int(np.random.SeedSequence(7).generate_state(1)[0] >> 1)
-
-
 def test_repr_shows_entropy_and_key():
     assert repr(Seeder(5).child(1, 2)) == f"Seeder(entropy=5, spawn_key=({KEYED_NAMESPACE}, 1, 2))"
 

@@ -70,7 +70,8 @@ def test_eval_task_fields():
     assert isinstance(task, EvalTask)
     assert task.train_env == "FrozenLake-v1"
     assert task.eval_env == "FrozenLake8x8-v1"
-    assert task.eval_kwargs == {"eval_horizon": 100000, "n_simulations": 10, "gamma": 1.0}
+    assert task.eval_kwargs == {}  # what the user wrote: agent.eval receives nothing it was not given
+    assert len(task.episode_seeds) == 10  # the rollout defaults are those of AgentWithSimplePolicy.eval
     assert not hasattr(task, "fit_budget")
 
 

@@ -81,7 +81,9 @@ def test_default_target_builds_every_output(finished_run: Path) -> None:
 def test_tables_hold_what_the_config_asked_for(finished_run: Path) -> None:
     results = finished_run / "results"
     evaluation = pd.read_parquet(results / "ql" / "evaluation.parquet")
-    assert list(evaluation.columns) == ["experiment", "instance", "episode", "seed", "return", "discounted_return", "length"]
+    assert list(evaluation.columns) == ["experiment", "instance", "episode", "seed", "unit", "score", "return",
+                                        "discounted_return", "length"]
+    assert (evaluation.unit == "episode").all() and evaluation.score.equals(evaluation.discounted_return)
     assert len(evaluation) == 2 * 5 and sorted(evaluation.instance.unique()) == [0, 1]
     assert evaluation.length.max() <= 50
     writer = pd.read_parquet(results / "ql" / "writer_data.parquet")
@@ -225,12 +227,13 @@ BAD_CONFIGS = [  # (where, value, what the message must say)
     ((*QL, "train_env"), {"id": "FrozenLake-v1", "wrappers": [{"wrapper": "gymnasium.wrappers:TimeLimit", "kwargs": {"steps": 5}}]},
      "experiments.ql.train_env: wrapper TimeLimit does not accept 'steps'"),
     ((*QL, "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
-    ((*QL, "fit_budget"), -5, "experiments.ql.fit_budget: -5 is less than the minimum of 1"),
+    ((*QL, "fit_budget"), -5, "experiments.ql.fit_budget: -5 is less than the minimum of -1"),
     ((*QL, "init_kwargs"), {"learning_rte": 0.1}, "experiments.ql.init_kwargs: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
     ((*QL, "init_kwargs"), {"seeder": 3}, "experiments.ql.init_kwargs.seeder: is set by rlpipe for each instance"),
     ((*QL, "init_kwargs"), {"learning_rate": "1e-3"}, "experiments.ql.init_kwargs.learning_rate: '1e-3' was read as a string"),
     ((*QL, "init_kwargs_per_instance"), [{}], "experiments.ql.init_kwargs_per_instance: has 1 entries but n_fit is 2"),
-    ((*QL, "eval_kwargs"), {"n_simulation": 3}, "experiments.ql.eval_kwargs: unknown key 'n_simulation' (did you mean 'n_simulations'?)"),
+    ((*QL, "eval_kwargs"), {"n_simulation": 3}, "experiments.ql.eval_kwargs: the policy rollout of QLearningAgent does not accept 'n_simulation' (did you mean 'n_simulations'?)"),
+    ((*QL, "agent"), "helpers_agents:PickledCounterAgent", "experiments.ql.allow_pickle: PickledCounterAgent has no get_state/set_state"),
     ((*QL, "eval_kwargs"), {"gamma": 1.5}, "experiments.ql.eval_kwargs.gamma: 1.5 is greater than the maximum of 1"),
     ((*QL, "writer"), {"style_log": "fancy"}, "experiments.ql.writer.style_log: 'fancy' is not one of"),
     ((*QL, "learning_curve"), {"xtag": "time"}, "experiments.ql.learning_curve.xtag: 'time' is not one of"),

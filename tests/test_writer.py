@@ -328,12 +328,10 @@ def test_print_log_false_prints_nothing(capsys):
 
 @pytest.fixture
 def rlpipe_log(caplog):
-    """Capture the rlpipe logger directly (it does not propagate once configure_logging has run)."""
+    """Capture the rlpipe logger (its records propagate to the root logger, where caplog listens)."""
     logger = logging.getLogger("rlpipe")
     previous = logger.level
-    logger.addHandler(caplog.handler)
     yield caplog, logger
-    logger.removeHandler(caplog.handler)
     logger.setLevel(previous)
 
 

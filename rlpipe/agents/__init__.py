@@ -1,8 +1,8 @@
 """Agents: the base classes and the built-in numpy agents (name them in a config as ``rlpipe.agents.<Class>``)."""
-from rlpipe.agents.base import Agent, AgentWithSimplePolicy
+from rlpipe.agents.base import Agent, AgentTorch, AgentWithSimplePolicy
 from rlpipe.agents.policy_gradient import PolicyGradientAgent
 from rlpipe.agents.q_learning import QLearningAgent
 from rlpipe.agents.random_agent import RandomAgent
 from rlpipe.agents.value_iteration import ValueIterationAgent
 
-__all__ = ["Agent", "AgentWithSimplePolicy", "PolicyGradientAgent", "QLearningAgent", "RandomAgent", "ValueIterationAgent"]
+__all__ = ["Agent", "AgentTorch", "AgentWithSimplePolicy", "PolicyGradientAgent", "QLearningAgent", "RandomAgent", "ValueIterationAgent"]

@@ -1,7 +1,11 @@
 """Agent base classes with rlberry's Agent API.
 
-An agent written for rlberry runs after changing only its import. On top of that API, the base class
-offers three things the pipeline relies on:
+An agent written for rlberry runs after changing only its import: its constructor keywords, ``fit``,
+``eval``/``policy``, ``reseed(seed_seq)``, ``writer``, ``rng``, ``save``/``load`` are rlberry's, and its
+environments are seeded from its seeder when it is built (as rlberry's ``process_env`` does), so an
+agent that calls ``self.env.reset()`` / ``self.env.step()`` itself gets the same numbers for the same
+seed. On top of that API, the base class offers what the pipeline can use when an agent opts in
+(see :mod:`rlpipe.agents.capabilities`):
 
 - **episode helpers** ``current_observation()`` / ``step_env(action)``: every episode is reset with a
   seed drawn from the agent's own ``rng``, ``episode_rewards`` and ``episode_length`` are written at
@@ -10,10 +14,12 @@ offers three things the pipeline relies on:
 - **checkpoints without pickle**: subclasses return their learned state from ``get_state()`` as
   arrays and JSON values, and restore it in ``set_state()``; ``save``/``load`` add the RNG state and
   the episode in progress. Agents without ``get_state`` are saved with cloudpickle (trusted use only);
-- **additive fit**: ``fit(a); fit(b)`` trains exactly as ``fit(a + b)`` for agents built on the helpers.
+- **additive fit**: ``fit(a); fit(b)`` trains exactly as ``fit(a + b)`` for agents built on the helpers;
+  an agent declares it with ``fit_is_additive = True``, and only then is it fitted in chunks.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from pathlib import Path
@@ -29,7 +35,7 @@ from rlpipe.checkpoint import (
     write_checkpoint,
     write_pickle_checkpoint,
 )
-from rlpipe.envs import EnvSpec, make_env
+from rlpipe.envs import EnvSpec, make_env, seed_env
 from rlpipe.errors import CheckpointError
 from rlpipe.imports import object_path
 from rlpipe.rollouts import run_episodes
@@ -37,7 +43,7 @@ from rlpipe.seeding import Seeder, SeedLike, seed_from_record, seed_record
 from rlpipe.writer import DefaultWriter
 
 # Keyed children of an agent's seed (see rlpipe.seeding): stable whatever the agent draws.
-_SPACES_KEY, _EVAL_KEY = 0, 1
+_TRAIN_ENV_KEY, _EVAL_KEY, _EVAL_ENV_KEY = 0, 1, 2
 _ACTIONS = "__episode_actions__"
 
 
@@ -61,20 +67,30 @@ class Agent:
         ``eval_env`` defaults to a separate instance built from ``env``.
     copy_env:
         Deep-copy ``env`` when it is an instance rather than a spec.
+    compress_pickle:
+        Compress the checkpoint with bz2 when the agent is saved with pickle (no ``get_state``).
     seeder:
         Seed of this agent (int, SeedSequence, Seeder, or None for fresh entropy). The agent's ``rng``,
-        the episode reset seeds and the spaces' seeds all derive from it.
+        the episode reset seeds and its environments (their ``reset`` seed and spaces) all derive from it.
     output_dir:
         Folder the agent may write to (not created until used).
+
+    Attributes
+    ----------
+    fit_is_additive:
+        Class attribute: True when ``fit(a); fit(b)`` trains exactly as ``fit(a + b)``. Only such
+        agents are fitted in several checkpointed chunks unless an experiment asks for chunks.
     """
 
     name: str = ""
+    fit_is_additive: bool = False
 
     def __init__(
         self,
         env: EnvSpec | gym.Env | None = None,
         eval_env: EnvSpec | gym.Env | None = None,
         copy_env: bool = True,
+        compress_pickle: bool = True,
         seeder: SeedLike = None,
         output_dir: str | os.PathLike | None = None,
         _execution_metadata: Any = None,
@@ -84,7 +100,8 @@ class Agent:
         self.name = self.name or type(self).__name__
         self.env = None if env is None else make_env(env, copy_instance=copy_env)
         eval_source = env if eval_env is None else eval_env
-        self.eval_env = None if eval_source is None else make_env(eval_source, copy_instance=True)
+        self.eval_env = make_env(eval_source, copy_instance=True)
+        self.compress_pickle = compress_pickle
         self._unique_id = f"{self.name}_{uuid.uuid4().hex}"
         self.output_dir = Path(output_dir) if output_dir is not None else Path(f"output_{self._unique_id}")
         self._execution_metadata = _execution_metadata
@@ -132,15 +149,20 @@ class Agent:
     def thread_shared_data(self) -> dict[str, Any]:
         return self._thread_shared_data
 
-    def reseed(self, seed: SeedLike = None) -> None:
-        """Reseed the agent (``None``: a fresh child of its current seed) and its environments' spaces."""
-        self.seeder = Seeder(seed) if seed is not None else self.seeder.spawn(1)
+    def reseed(self, seed_seq: SeedLike = None) -> None:
+        """Reseed the agent (``None``: a fresh child of its current seed) and its train and eval environments."""
+        self.seeder = Seeder(seed_seq) if seed_seq is not None else self.seeder.spawn(1)
         self._eval_rng = self.seeder.child(_EVAL_KEY).rng
-        space_seed = self.seeder.child(_SPACES_KEY).integer_seed()
-        for env in (self.env, self.eval_env):
+        for env, key in ((self.env, _TRAIN_ENV_KEY), (self.eval_env, _EVAL_ENV_KEY)):
             if env is not None:
-                env.action_space.seed(space_seed)
-                env.observation_space.seed(space_seed + 1)
+                seed_env(env, self.seeder.child(key).seed_seq)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's parameters and their current values (rlberry's and scikit-learn's ``get_params``)."""
+        names = [name for klass in type(self).__mro__ if "__init__" in vars(klass)
+                 for name, parameter in inspect.signature(klass.__init__).parameters.items()
+                 if name != "self" and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)]
+        return {name: getattr(self, name, None) for name in dict.fromkeys(names)}
 
     # ------------------------------------------------------------------ episode helpers
     def current_observation(self) -> Any:
@@ -179,7 +201,7 @@ class Agent:
         try:
             state = self.get_state()
         except NotImplementedError:
-            return write_pickle_checkpoint(filename, {"agent_class": object_path(type(self)), "state": self._picklable_state()})
+            return self._save_pickled(filename)
         arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
         if _ACTIONS in arrays:
             raise ValueError(f"'{_ACTIONS}' is reserved in agent states")
@@ -203,9 +225,9 @@ class Agent:
         Pickled checkpoints are only read with ``allow_pickle=True``: unpickling runs code from the file.
         """
         if Path(filename).is_file() and is_pickle_checkpoint(filename):
-            payload = read_pickle_checkpoint(filename, trusted=allow_pickle)
-            _check_class(filename, payload["agent_class"], cls)
             agent = cls(**kwargs)
+            payload = read_pickle_checkpoint(filename, trusted=allow_pickle, references=agent._runtime_objects())
+            _check_class(filename, payload["agent_class"], cls)
             agent.__dict__.update(payload["state"])
             return agent
         arrays, meta = read_checkpoint(filename)
@@ -229,11 +251,34 @@ class Agent:
             for action in self._episode_actions:
                 self._observation, *_ = self.env.step(action)
 
-    def _picklable_state(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_writer", None)  # writer data is saved by the caller; writers may hold open files
-        state.pop("_thread_shared_data", None)  # runtime data of the caller, given again at load
-        return state
+    def _save_pickled(self, filename: str | os.PathLike) -> Path:
+        payload = {"agent_class": object_path(type(self)), "state": dict(self.__dict__)}
+        try:
+            return write_pickle_checkpoint(filename, payload, compress=self.compress_pickle,
+                                           references=self._runtime_objects())
+        except Exception as error:  # name the attribute at fault: the pickler's own message rarely does
+            raise CheckpointError(f"{type(self).__name__} cannot be checkpointed with pickle: {_unpicklable(self, error)}. "
+                                  "Give it get_state/set_state, or create that attribute where it is used") from error
+
+    def _runtime_objects(self) -> dict[str, Any]:
+        """Objects a pickled checkpoint refers to by name instead of holding: the writer (its data is saved by
+        the caller, and it may hold open files) and the caller's shared data, both given again at load."""
+        return {"writer": self._writer, "thread_shared_data": self._thread_shared_data}
+
+
+def _unpicklable(agent: Agent, error: Exception) -> str:
+    """Which attribute of ``agent`` cannot be pickled, and why."""
+    import cloudpickle
+
+    runtime = {id(obj) for obj in agent._runtime_objects().values()}
+    for name, value in vars(agent).items():
+        if id(value) in runtime:
+            continue
+        try:
+            cloudpickle.dumps(value)
+        except Exception as attribute_error:
+            return f"attribute '{name}' ({type(value).__name__}) cannot be pickled ({attribute_error})"
+    return str(error)
 
 
 def _check_class(filename: str | os.PathLike, saved: str, cls: type) -> None:
@@ -248,11 +293,22 @@ class AgentWithSimplePolicy(Agent):
         """The action to take in ``observation`` when evaluating."""
         raise NotImplementedError
 
-    def eval(self, eval_horizon: int = 10**5, n_simulations: int = 10, gamma: float = 1.0) -> float:
+    def eval(self, eval_horizon: int = 10**5, n_simulations: int = 10, gamma: float = 1.0, **kwargs: Any) -> float:
         """Mean discounted return of ``n_simulations`` episodes of at most ``eval_horizon`` steps on ``eval_env``.
 
         Episode seeds come from the agent's own evaluation stream, so evaluating never changes training.
+        Other keywords are accepted and ignored, as in rlberry.
         """
         seeds = self._eval_rng.integers(2**31 - 1, size=n_simulations)
         episodes = run_episodes(self.policy, self.eval_env, seeds, eval_horizon, gamma)
         return float(np.mean(episodes["discounted_return"]))
+
+
+class AgentTorch(Agent):
+    """rlberry's base class of agents that hold torch modules, for rlberry code that subclasses it.
+
+    rlpipe needs no torch for it: such an agent has no ``get_state``, so it is checkpointed with
+    cloudpickle like any other (tensors included) and read back with ``allow_pickle``. Unlike
+    rlberry's, loading does not move tensors to another device: a checkpoint of CUDA tensors needs
+    CUDA to load.
+    """

@@ -75,6 +75,7 @@ class PolicyGradientAgent(AgentWithSimplePolicy):
     """
 
     name = "PolicyGradient"
+    fit_is_additive = True
 
     def __init__(
         self,

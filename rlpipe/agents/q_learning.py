@@ -17,6 +17,7 @@ class QLearningAgent(AgentWithSimplePolicy):
     """
 
     name = "QLearning"
+    fit_is_additive = True
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ class RandomAgent(AgentWithSimplePolicy):
     """Samples actions from the action space; ``fit`` just runs ``budget`` random environment steps."""
 
     name = "Random"
+    fit_is_additive = True
 
     def fit(self, budget: int, **kwargs: Any) -> None:
         for _ in range(int(budget)):

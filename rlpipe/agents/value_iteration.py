@@ -18,6 +18,7 @@ class ValueIterationAgent(AgentWithSimplePolicy):
     """
 
     name = "ValueIteration"
+    fit_is_additive = True
 
     def __init__(self, env: Any, gamma: float = 0.99, epsilon: float = 1e-8, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
