@@ -44,8 +44,8 @@ def _markdown(summary: pd.DataFrame) -> str:
     lines = [
         "# Study summary",
         "",
-        "Score: mean evaluation return (discounted with each experiment's eval gamma) per fitted instance; "
-        "statistics are over instances.",
+        "Score: mean evaluation score per fitted instance (the return of its evaluation episodes, discounted "
+        "with each experiment's eval gamma, or the value of its agent's own eval); statistics are over instances.",
         "",
         table.to_markdown(index=False, floatfmt=".4g"),
         "",

@@ -401,8 +401,8 @@ class ExperimentManager:
         Runs ``n_trials`` trials (more, on top of the stored ones, with ``continue_previous``; else the
         study starts over) on ``n_optuna_workers`` threads or processes (``optuna_parallelization``),
         each worker starting no new trial after ``timeout`` seconds. Each trial fits ``n_fit`` instances
-        seeded from the trial number and scores them with their mean evaluation return (``eval_kwargs``)
-        or ``custom_eval_function(agents)``. The search space is ``search_space`` (the config's
+        seeded from the trial number and scores them with their mean evaluation score (``eval_kwargs``: the
+        return of rolled-out episodes, or the agent's own eval) or ``custom_eval_function(agents)``. The search space is ``search_space`` (the config's
         declarative form) or the agent's ``sample_parameters``. The study is stored in
         ``<output_dir>/optimize/journal.log`` or ``storage`` (an Optuna storage URL), beside
         ``best_init_kwargs.yaml``, ``trials.parquet`` and the history and importance plots.
