@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)  # this workflow's own rlpipe package
 
-from rlpipe.workflow import check_config_file_or_exit, load_study_or_exit, shell_prefix
+from rlpipe.pipeline.workflow import check_config_file_or_exit, load_study_or_exit, shell_prefix
 
 shell.prefix(shell_prefix(workflow))  # defines the shell function `rlpipe` the rules call
 

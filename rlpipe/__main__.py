@@ -1,5 +1,5 @@
 import sys
 
-from rlpipe.cli import main
+from rlpipe.pipeline.cli import main
 
 sys.exit(main())

@@ -10,9 +10,9 @@ import os
 import threading
 from typing import Any
 
-from helpers_agents import PickledCounterAgent
-
 from rlpipe.agents import QLearningAgent
+
+from helpers_agents import PickledCounterAgent
 
 
 class ProbeAgent(QLearningAgent):

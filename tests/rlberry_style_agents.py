@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from rlpipe.agents import Agent, AgentWithSimplePolicy
-from rlpipe.wrappers import WriterWrapper
+from rlpipe.runtime.wrappers import WriterWrapper
 
 
 class SelfSteppingQAgent(AgentWithSimplePolicy):

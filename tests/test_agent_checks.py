@@ -1,13 +1,14 @@
-"""rlpipe.agent_checks: the checks pass for agents that keep their promises and name the broken one otherwise."""
+"""rlpipe.manager.check_agent: the checks pass for agents that keep their promises and name the broken one otherwise."""
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from rlberry_style_agents import GlobalRandomAgent, SelfSteppingQAgent, StrictEvalAgent
 
-from rlpipe.agent_checks import check_fit_additive, check_rl_agent, check_save_load, check_seeding_agent
 from rlpipe.agents import QLearningAgent, RandomAgent, ValueIterationAgent
+from rlpipe.manager.check_agent import check_fit_additive, check_rl_agent, check_save_load, check_seeding_agent
+
+from rlberry_style_agents import GlobalRandomAgent, SelfSteppingQAgent, StrictEvalAgent
 
 LAKE = "discrete_state"
 TAXI = ("Taxi-v4", {})

@@ -17,9 +17,9 @@ import pytest
 from adastop import MultipleAgentsComparator
 from scipy.stats import tukey_hsd
 
-from rlpipe.agent_comparisons import AdastopComparator, compare_agents
 from rlpipe.agents import Agent, AgentWithSimplePolicy
-from rlpipe.manager import ExperimentManager
+from rlpipe.manager.comparisons import AdastopComparator, compare_agents
+from rlpipe.manager.experiment_manager import ExperimentManager
 
 LAKE = ("FrozenLake-v1", {"is_slippery": False})
 QUIET = {"print_log": False}

@@ -12,9 +12,9 @@ import pytest
 
 from rlpipe.agents import QLearningAgent, RandomAgent, ValueIterationAgent
 from rlpipe.agents.base import NullWriter
-from rlpipe.checkpoint import COMPRESSED_PICKLE_MAGIC, META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.errors import CheckpointError
-from rlpipe.rollouts import run_episodes
+from rlpipe.io.checkpoint import COMPRESSED_PICKLE_MAGIC, META_KEY, PICKLE_MAGIC, read_checkpoint
+from rlpipe.runtime.rollouts import run_episodes
 
 from agent_checks import assert_same_agent, assert_same_state, writer_rows
 from helpers_agents import PickledCounterAgent

@@ -6,13 +6,13 @@ import json
 import pandas as pd
 import pytest
 
-from rlpipe import tasks
-from rlpipe.aggregation import aggregate_experiment
-from rlpipe.config import validate_study
+from rlpipe.core import tasks
+from rlpipe.core.aggregation import aggregate_experiment
+from rlpipe.core.evaluation import evaluate_instance
+from rlpipe.core.fitting import fit_instance
 from rlpipe.errors import RlpipeError
-from rlpipe.evaluation import evaluate_instance
-from rlpipe.fitting import fit_instance
-from rlpipe.paths import StudyPaths
+from rlpipe.io.paths import StudyPaths
+from rlpipe.spec.config import validate_study
 
 CONFIG = {"seed": 5, "report": {"bootstrap_samples": 500}, "experiments": {"lake": {
     "agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 500, "n_fit": 3,

@@ -4,11 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers_agents import EvalOnlyAgent, PickledCounterAgent
-from rlberry_style_agents import EnvlessAgent, HorizonOnlyEvalAgent, SelfSteppingQAgent, StrictEvalAgent
 
 from rlpipe.agents import Agent, AgentWithSimplePolicy, QLearningAgent, RandomAgent
 from rlpipe.agents import capabilities as cap
+
+from helpers_agents import EvalOnlyAgent, PickledCounterAgent
+from rlberry_style_agents import EnvlessAgent, HorizonOnlyEvalAgent, SelfSteppingQAgent, StrictEvalAgent
 
 
 class NoEvalNoPolicy(Agent):

@@ -1,4 +1,4 @@
-"""rlpipe.cli: the stage entry points, in process through main([...]) and once as ``python -m rlpipe``."""
+"""rlpipe.pipeline.cli: the stage entry points, in process through main([...]) and once as ``python -m rlpipe``."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rlpipe.cli import main
-from rlpipe.config import validate_study
-from rlpipe.paths import InstancePaths
-from rlpipe.tasks import eval_task, fit_task
+from rlpipe.core.tasks import eval_task, fit_task
+from rlpipe.io.paths import InstancePaths
+from rlpipe.pipeline.cli import main
+from rlpipe.spec.config import validate_study
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent

@@ -1,4 +1,4 @@
-"""rlpipe.config: defaults, one clear message per problem, YAML loading, accepted init kwargs."""
+"""rlpipe.spec.config: defaults, one clear message per problem, YAML loading, accepted init kwargs."""
 from __future__ import annotations
 
 import copy
@@ -9,15 +9,15 @@ import pytest
 import yaml
 
 from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
-from rlpipe.config import (
+from rlpipe.errors import ConfigError
+from rlpipe.runtime.keywords import accepted_keywords
+from rlpipe.spec.config import (
     RESERVED_INIT_KWARGS,
     Study,
     experiment_schema,
     load_config_file,
     validate_study,
 )
-from rlpipe.errors import ConfigError
-from rlpipe.signatures import accepted_keywords
 
 EXPERIMENT = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 100}
 MINIMAL = {"experiments": {"e": EXPERIMENT}}

@@ -1,4 +1,4 @@
-"""rlpipe.config_writeback: tuned init_kwargs written back surgically, validated, backed up, atomically."""
+"""rlpipe.tuning.writeback: tuned init_kwargs written back surgically, validated, backed up, atomically."""
 from __future__ import annotations
 
 import math
@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlpipe.config_writeback import (
+from rlpipe.errors import ConfigError
+from rlpipe.tuning.writeback import (
     WritebackResult,
     format_diff,
     update_init_kwargs,
     yaml11_float,
 )
-from rlpipe.errors import ConfigError
 
 NOW = datetime(2024, 1, 2, 3, 4, 5)
 CONFIG = """\

@@ -1,4 +1,4 @@
-"""Tests of rlpipe.curves: hand-computed kernel smoothing, cross-validation, sub-sampling and bands."""
+"""Tests of rlpipe.core.curves: hand-computed kernel smoothing, cross-validation, sub-sampling and bands."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import curves
+from rlpipe.core import curves
 
 Z90 = NormalDist().inv_cdf(0.95)  # two-sided 90%: 1.6449
 

@@ -1,15 +1,16 @@
-"""rlpipe.envs: every accepted spec form, wrappers, copies, errors, and describe_env."""
+"""rlpipe.runtime.envs: every accepted spec form, wrappers, copies, errors, and describe_env."""
 from __future__ import annotations
 
-import gymnasium as gym
 import re
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
-from rlpipe.envs import EnvSpecError, check_env_spec, describe_env, make_env, seed_env
+from rlpipe.errors import EnvSpecError
+from rlpipe.runtime.envs import check_env_spec, describe_env, make_env, seed_env
 
 CARTPOLE_PATH = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
 

@@ -1,4 +1,4 @@
-"""rlpipe.fitting and rlpipe.evaluation, in process: chunked fits, resume, outputs, evaluation tables."""
+"""rlpipe.core.fitting and rlpipe.core.evaluation, in process: chunked fits, resume, outputs, evaluation tables."""
 from __future__ import annotations
 
 import copy
@@ -13,15 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlpipe.agents import QLearningAgent
-from rlpipe.config import validate_study
+from rlpipe.core.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
+from rlpipe.core.fitting import agent_class, agent_kwargs, fit_instance, split_budget
+from rlpipe.core.tasks import eval_task, fit_task
 from rlpipe.errors import CheckpointError, ConfigError
-from rlpipe.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
-from rlpipe.fitting import agent_class, agent_kwargs, fit_instance, split_budget
-from rlpipe.paths import InstancePaths
-from rlpipe.rollouts import run_episodes
-from rlpipe.seeding import seed_record
-from rlpipe.tasks import eval_task, fit_task
-from rlpipe.writer import COLUMNS
+from rlpipe.io.paths import InstancePaths
+from rlpipe.runtime.rollouts import run_episodes
+from rlpipe.runtime.seeding import seed_record
+from rlpipe.runtime.writer import COLUMNS
+from rlpipe.spec.config import validate_study
 
 TESTS = Path(__file__).resolve().parent
 FLAKY = "helpers_agents:FlakyQLearningAgent"
@@ -227,7 +227,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, helpers, capsy
 
 def test_resume_after_the_last_chunk(tmp_path, helpers, monkeypatch):
     """Killed after the last chunk was saved but before the outputs were promoted: no fit call is left."""
-    import rlpipe.fitting
+    import rlpipe.core.fitting
 
     task = fit_task(make_study(agent=FLAKY, n_checkpoints=2), "ql", 1)
     expected = reference(task, tmp_path)
@@ -237,7 +237,7 @@ def test_resume_after_the_last_chunk(tmp_path, helpers, monkeypatch):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(rlpipe.fitting, "_promote_progress", killed)
+        patch.setattr(rlpipe.core.fitting, "_promote_progress", killed)
         with pytest.raises(KeyboardInterrupt):
             fit_instance(task, paths)
     assert json.loads((paths.progress / "progress.json").read_text())["chunks_done"] == 2
@@ -424,7 +424,7 @@ def test_tasks_survive_json(tmp_path):
 
 def test_outputs_get_the_usual_file_mode_not_mkstemps_owner_only(tmp_path):
     """Results are shared on clusters: a new file gets 0o666 minus the umask, a replaced file keeps its mode."""
-    from rlpipe.atomic import write_text
+    from rlpipe.io.atomic import write_text
 
     mask = os.umask(0)
     os.umask(mask)

@@ -1,4 +1,4 @@
-"""rlpipe.hypothesis_tests on plain arrays: p-values checked against exact enumeration and by hand."""
+"""rlpipe.core.hypothesis_tests on plain arrays: p-values checked against exact enumeration and by hand."""
 from __future__ import annotations
 
 import warnings
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import tukey_hsd
 
-from rlpipe.hypothesis_tests import (
+from rlpipe.core.hypothesis_tests import (
     compare_scores,
     pair_table,
     permutation_test,

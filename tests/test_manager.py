@@ -23,17 +23,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers_agents import EvalOnlyAgent, PickledCounterAgent
-from manager_agents import PickledProbeAgent, ProbeAgent, ProbeEvalAgent
 
 import rlpipe
 from rlpipe.agents import QLearningAgent
-from rlpipe.checkpoint import read_checkpoint
-from rlpipe.config import validate_study
-from rlpipe.imports import import_object
-from rlpipe.manager import ExperimentManager
-from rlpipe.seeding import Seeder, seed_record
-from rlpipe.writer import DefaultWriter
+from rlpipe.io.checkpoint import read_checkpoint
+from rlpipe.io.imports import import_object
+from rlpipe.manager.experiment_manager import ExperimentManager
+from rlpipe.runtime.seeding import Seeder, seed_record
+from rlpipe.runtime.writer import DefaultWriter
+from rlpipe.spec.config import validate_study
+
+from helpers_agents import EvalOnlyAgent, PickledCounterAgent
+from manager_agents import PickledProbeAgent, ProbeAgent, ProbeEvalAgent
 
 LAKE = ("FrozenLake-v1", {"is_slippery": False})
 SLIPPERY = ("FrozenLake-v1", {"is_slippery": True})
@@ -858,7 +859,7 @@ def test_without_shared_data_each_agent_has_its_own_dict(tmp_path) -> None:
 SPAWN_SCRIPT = """
 import json
 from rlpipe.agents import QLearningAgent
-from rlpipe.manager import ExperimentManager
+from rlpipe.manager.experiment_manager import ExperimentManager
 
 
 def run():

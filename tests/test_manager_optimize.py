@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers_agents import PeakAgent
 
-from rlpipe.manager import ExperimentManager
-from rlpipe.optimization import OptimizationError
+from rlpipe.errors import OptimizationError
+from rlpipe.manager.experiment_manager import ExperimentManager
+
+from helpers_agents import PeakAgent
 
 LAKE = ("FrozenLake-v1", {"is_slippery": False})
 RANDOM = {"timeout": None, "sampler_method": "random", "n_optuna_workers": 2}

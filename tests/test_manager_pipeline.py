@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from rlpipe.agents import QLearningAgent
-from rlpipe.manager import ExperimentManager
+from rlpipe.manager.experiment_manager import ExperimentManager
+
 from snakemake_runner import ok, run_snakemake
 
 pytestmark = pytest.mark.e2e

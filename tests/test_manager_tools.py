@@ -1,4 +1,4 @@
-"""Tests of rlpipe.manager_tools: evaluate_agents, read_writer_data, the curve plots and MultipleManagers."""
+"""Tests of rlpipe.manager.tools: evaluate_agents, read_writer_data, the curve plots and MultipleManagers."""
 from __future__ import annotations
 
 import contextlib
@@ -17,10 +17,11 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rlpipe import curves, manager_tools
 from rlpipe.agents import QLearningAgent, RandomAgent
-from rlpipe.manager import ExperimentManager
-from rlpipe.manager_tools import (
+from rlpipe.core import curves
+from rlpipe.manager import tools as manager_tools
+from rlpipe.manager.experiment_manager import ExperimentManager
+from rlpipe.manager.tools import (
     MultipleManagers,
     evaluate_agents,
     plot_smoothed_curves,
@@ -481,8 +482,8 @@ def test_plot_writer_data_without_data_warns_and_returns_none(study) -> None:
 def test_figures_are_built_without_pyplot_unless_shown(study, tmp_path) -> None:
     script = textwrap.dedent(f"""
         import sys
-        from rlpipe.manager_tools import evaluate_agents, plot_writer_data, read_writer_data
-        from rlpipe.manager import ExperimentManager
+        from rlpipe.manager.tools import evaluate_agents, plot_writer_data, read_writer_data
+        from rlpipe.manager.experiment_manager import ExperimentManager
         manager = ExperimentManager.load({str(study["q"].output_dir)!r})
         evaluate_agents([manager], n_simulations=2, show=False)
         plot_writer_data(manager, {TAG!r}, smooth=True, show=False, savefig_fname={str(tmp_path / "f.png")!r})

@@ -1,4 +1,4 @@
-"""rlpipe.optimization and its helpers (study_settings, search_space, optimization_report): samplers,
+"""rlpipe.tuning.study and its helpers (study_settings, search_space, optimization_report): samplers,
 pruners, reproducibility, resume, failures, interrupted trials, outputs, and the config's ``optimize`` section, on PeakAgent (known optimum: x = 0.3, level "high").
 
 PeakAgent's score is ``fitted / 100 * (1 - (x - 0.3)**2) + 0.5 * (level == "high")`` plus noise of
@@ -19,22 +19,32 @@ import pandas as pd
 import pytest
 import yaml
 from filelock import FileLock
-from helpers_agents import PeakAgent
 from optuna.trial import FixedTrial, TrialState
 
 from rlpipe.agents import QLearningAgent
-from rlpipe.config import optimize_section_problems, validate_study
-from rlpipe.errors import ConfigError
-from rlpipe.optimization import (FAILURES_BEFORE_GIVING_UP, OptimizationError, counted_trials, delete_study,
-                                 fraction_budgets, open_study, run_worker, stored_trial_count, summarize_study,
-                                 trial_cap, trial_score)
-from rlpipe.optimization_report import parameter_importances, trials_table
-from rlpipe.paths import OptimizePaths
-from rlpipe.plots import importance_figure, optimization_history_figure
-from rlpipe.provenance import library_versions
-from rlpipe.search_space import grid_values, tuned_keys
-from rlpipe.study_settings import sampler_problems
-from rlpipe.tasks import OptimizeTask, optimize_task
+from rlpipe.core.plots import importance_figure, optimization_history_figure
+from rlpipe.core.tasks import OptimizeTask, optimize_task
+from rlpipe.errors import ConfigError, OptimizationError
+from rlpipe.io.paths import OptimizePaths
+from rlpipe.io.provenance import library_versions
+from rlpipe.spec.config import optimize_section_problems, validate_study
+from rlpipe.spec.optimize import sampler_problems
+from rlpipe.spec.search_space import grid_values, tuned_keys
+from rlpipe.tuning.report import parameter_importances, trials_table
+from rlpipe.tuning.study import (
+    FAILURES_BEFORE_GIVING_UP,
+    counted_trials,
+    delete_study,
+    fraction_budgets,
+    open_study,
+    run_worker,
+    stored_trial_count,
+    summarize_study,
+    trial_cap,
+    trial_score,
+)
+
+from helpers_agents import PeakAgent
 
 PEAK = "helpers_agents:PeakAgent"
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Tests of rlpipe.plots: figure structure (axes, artists, labels), PNG output and empty input."""
+"""Tests of rlpipe.core.plots: figure structure (axes, artists, labels), PNG output and empty input."""
 from __future__ import annotations
 
 import subprocess
@@ -11,9 +11,9 @@ import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from rlpipe.atomic import save_figure
-from rlpipe.plots import comparison_figure, evaluation_figure, learning_curve_figure
-from rlpipe.statistics import curve_band, learning_curves
+from rlpipe.core.plots import comparison_figure, evaluation_figure, learning_curve_figure
+from rlpipe.core.statistics import curve_band, learning_curves
+from rlpipe.io.atomic import save_figure
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -198,7 +198,7 @@ def test_plots_never_import_pyplot() -> None:
     # building every kind of figure leaves it unimported.
     code = (
         "import sys, pandas as pd\n"
-        "from rlpipe.plots import comparison_figure, evaluation_figure, learning_curve_figure\n"
+        "from rlpipe.core.plots import comparison_figure, evaluation_figure, learning_curve_figure\n"
         "evaluation_figure(pd.DataFrame({'instance': [0, 0, 1], 'score': [1.0, 2.0, 3.0]}), 't')\n"
         "learning_curve_figure(pd.DataFrame(), None, 't', 'y')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from rlpipe.agents.policy_gradient import PolicyGradientAgent
-from rlpipe.rollouts import run_episodes
+from rlpipe.runtime.rollouts import run_episodes
 
 from agent_checks import assert_same_agent, writer_rows
 

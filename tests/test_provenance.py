@@ -1,4 +1,4 @@
-"""rlpipe.provenance: any Python value an experiment holds is recorded, and hashed the same in every process."""
+"""rlpipe.io.provenance: any Python value an experiment holds is recorded, and hashed the same in every process."""
 from __future__ import annotations
 
 import functools
@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from rlpipe.provenance import json_data, stable_hash
+from rlpipe.io.provenance import json_data, stable_hash
 
 
 class Maker:
@@ -50,7 +50,7 @@ def test_cyclic_objects_stop_at_the_depth_limit() -> None:
 
 def test_the_hash_is_the_same_in_another_process() -> None:
     value = {"partial": functools.partial(print, 1), "keys": {(1, 2): 3}}
-    code = ("import functools; from rlpipe.provenance import json_data, stable_hash; "
+    code = ("import functools; from rlpipe.io.provenance import json_data, stable_hash; "
             "print(stable_hash(json_data({'partial': functools.partial(print, 1), 'keys': {(1, 2): 3}})))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == stable_hash(json_data(value))

@@ -14,7 +14,7 @@ def python_blocks() -> list[str]:
 
 
 def test_the_python_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("rlpipe.manager_tools")
+    pytest.importorskip("rlpipe.manager.tools")
     example = next(block for block in python_blocks() if "ExperimentManager(" in block)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
@@ -64,7 +64,7 @@ def readme_class(name: str) -> type:
 
 def test_the_rlberry_style_agent_of_the_readme_reproduces(tmp_path: Path) -> None:
     from rlpipe import ExperimentManager, read_writer_data
-    from rlpipe.agent_checks import check_rl_agent
+    from rlpipe.manager.check_agent import check_rl_agent
 
     agent = readme_class("QAgent")
     check_rl_agent(agent, "discrete_state")
@@ -77,7 +77,7 @@ def test_the_rlberry_style_agent_of_the_readme_reproduces(tmp_path: Path) -> Non
 
 
 def test_the_additive_agent_of_the_readme_keeps_its_promise() -> None:
-    from rlpipe.agent_checks import check_fit_additive, check_rl_agent
+    from rlpipe.manager.check_agent import check_fit_additive, check_rl_agent
 
     agent = readme_class("MyAgent")
     check_rl_agent(agent, "discrete_state")

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe import tasks
-from rlpipe.config import validate_study
-from rlpipe.paths import InstancePaths
+from rlpipe.core import tasks
+from rlpipe.io.paths import InstancePaths
+from rlpipe.spec.config import validate_study
+
 from snakemake_runner import SNAKEFILE, ok, run_snakemake
 
 pytestmark = pytest.mark.e2e

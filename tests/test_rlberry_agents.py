@@ -13,6 +13,14 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+
+from rlpipe import AgentManager, ExperimentManager, preset_manager, read_writer_data
+from rlpipe.agents import AgentTorch, capabilities
+from rlpipe.agents.base import AgentWithSimplePolicy
+from rlpipe.core.evaluation import score_agent
+from rlpipe.errors import CheckpointError
+from rlpipe.manager.experiment_manager import RLBERRY_API_VERSION
+
 from rlberry_style_agents import (
     EnvlessAgent,
     GlobalRandomAgent,
@@ -25,13 +33,6 @@ from rlberry_style_agents import (
     StrictEvalAgent,
     make_lake,
 )
-
-from rlpipe import AgentManager, ExperimentManager, preset_manager, read_writer_data
-from rlpipe.agents import AgentTorch, capabilities
-from rlpipe.agents.base import AgentWithSimplePolicy
-from rlpipe.errors import CheckpointError
-from rlpipe.evaluation import score_agent
-from rlpipe.manager import RLBERRY_API_VERSION
 
 TAXI = ("Taxi-v4", {})
 LAKE = ("FrozenLake-v1", {"is_slippery": True})
@@ -156,7 +157,7 @@ def test_partial_fit_is_additive_through_the_manager(tmp_path) -> None:
 
 
 def test_a_non_additive_agent_is_fitted_in_one_call_unless_asked(tmp_path) -> None:
-    from rlpipe.tasks import checkpoint_chunks
+    from rlpipe.core.tasks import checkpoint_chunks
 
     assert not capabilities.fits_additively(SelfSteppingQAgent)
     assert checkpoint_chunks(None, SelfSteppingQAgent) == 1  # chunks would restart its episodes and counters

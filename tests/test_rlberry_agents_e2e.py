@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlpipe import ExperimentManager, read_writer_data
+
 from snakemake_runner import ok, run_snakemake
 
 pytestmark = pytest.mark.e2e

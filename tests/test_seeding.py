@@ -1,4 +1,4 @@
-"""rlpipe.seeding: keyed (stateless) seeds, the Seeder wrapper, and seed records."""
+"""rlpipe.runtime.seeding: keyed (stateless) seeds, the Seeder wrapper, and seed records."""
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from rlpipe.seeding import (
+from rlpipe.runtime.seeding import (
     KEYED_NAMESPACE,
     Seeder,
     Stream,

@@ -1,7 +1,7 @@
 """Keyword introspection used to validate init kwargs and env kwargs."""
 from __future__ import annotations
 
-from rlpipe.signatures import accepted_keywords, rejected_keywords, suggestion
+from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords, suggestion
 
 
 def plain(a, b=1, *, c=2):

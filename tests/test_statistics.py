@@ -1,4 +1,4 @@
-"""Tests of rlpipe.statistics: hand-computed IQMs, bootstrap properties, learning-curve grids."""
+"""Tests of rlpipe.core.statistics: hand-computed IQMs, bootstrap properties, learning-curve grids."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rlpipe.statistics import (
+from rlpipe.core.statistics import (
     bootstrap_ci,
     curve_band,
     interquartile_mean,

@@ -1,4 +1,4 @@
-"""rlpipe.tasks: tasks built from a study, JSON round trips, hashes, and per-instance seeds."""
+"""rlpipe.core.tasks: tasks built from a study, JSON round trips, hashes, and per-instance seeds."""
 from __future__ import annotations
 
 import copy
@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rlpipe.config import validate_study
-from rlpipe.seeding import Stream, experiment_stream, seed_record
-from rlpipe.tasks import AggregateTask, EvalTask, FitTask, aggregate_task, eval_task, fit_task, instance_init_kwargs
+from rlpipe.core.tasks import AggregateTask, EvalTask, FitTask, aggregate_task, eval_task, fit_task, instance_init_kwargs
+from rlpipe.runtime.seeding import Stream, experiment_stream, seed_record
+from rlpipe.spec.config import validate_study
 
 BASE = {
     "seed": 5,

@@ -1,11 +1,11 @@
-"""rlpipe.wrappers.WriterWrapper: rlberry's wrapper that logs each step to the agent's writer."""
+"""rlpipe.runtime.wrappers.WriterWrapper: rlberry's wrapper that logs each step to the agent's writer."""
 from __future__ import annotations
 
 import gymnasium as gym
 import pytest
 
-from rlpipe.wrappers import WriterWrapper
-from rlpipe.writer import DefaultWriter
+from rlpipe.runtime.wrappers import WriterWrapper
+from rlpipe.runtime.writer import DefaultWriter
 
 
 @pytest.mark.parametrize("write_scalar, tags", [("reward", ["reward"]), ("action", ["action"]),

@@ -1,4 +1,4 @@
-"""rlpipe.writer.DefaultWriter: rows, tags, maxlen, Arrow round trip, and progress output."""
+"""rlpipe.runtime.writer.DefaultWriter: rows, tags, maxlen, Arrow round trip, and progress output."""
 from __future__ import annotations
 
 import io
@@ -11,8 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-import rlpipe.writer as writer_module
-from rlpipe.writer import COLUMNS, DefaultWriter
+import rlpipe.runtime.writer as writer_module
+from rlpipe.runtime.writer import COLUMNS, DefaultWriter
 
 
 def quiet(**kwargs) -> DefaultWriter:
@@ -26,7 +26,7 @@ def rows(writer: DefaultWriter) -> list[tuple]:
 
 
 class FakeClock:
-    """Replaces rlpipe.writer.time so that log timing is under the test's control."""
+    """Replaces rlpipe.runtime.writer.time so that log timing is under the test's control."""
 
     def __init__(self) -> None:
         self.now = 0.0

@@ -28,21 +28,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlpipe.checkpoint import (
+from rlpipe.errors import CheckpointError
+from rlpipe.io.checkpoint import (
     is_pickle_checkpoint,
     read_checkpoint,
     read_pickle_checkpoint,
     write_checkpoint,
     write_pickle_checkpoint,
 )
-from rlpipe.envs import EnvSpec, make_env, seed_env
-from rlpipe.errors import CheckpointError
-from rlpipe.imports import object_path
-from rlpipe.rollouts import run_episodes
-from rlpipe.seeding import Seeder, SeedLike, seed_from_record, seed_record
-from rlpipe.writer import DefaultWriter
+from rlpipe.io.imports import object_path
+from rlpipe.runtime.envs import EnvSpec, make_env, seed_env
+from rlpipe.runtime.rollouts import run_episodes
+from rlpipe.runtime.seeding import Seeder, SeedLike, seed_from_record, seed_record
+from rlpipe.runtime.writer import DefaultWriter
 
-# Keyed children of an agent's seed (see rlpipe.seeding): stable whatever the agent draws.
+# Keyed children of an agent's seed (see rlpipe.runtime.seeding): stable whatever the agent draws.
 _TRAIN_ENV_KEY, _EVAL_KEY, _EVAL_ENV_KEY = 0, 1, 2
 _ACTIONS = "__episode_actions__"
 

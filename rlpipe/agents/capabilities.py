@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlpipe.agents.base import Agent, AgentWithSimplePolicy
-from rlpipe.signatures import accepted_keywords
+from rlpipe.runtime.keywords import accepted_keywords
 
 # The rollout settings and their defaults are those of the base eval, so a rollout by the evaluate stage
 # and agent.eval() agree on what an unset key means.

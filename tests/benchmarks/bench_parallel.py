@@ -21,11 +21,11 @@ import yaml
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from rlpipe import tasks  # noqa: E402
-from rlpipe.config import validate_study  # noqa: E402
-from rlpipe.fitting import agent_class, agent_kwargs  # noqa: E402
-from rlpipe.paths import StudyPaths  # noqa: E402
-from rlpipe.writer import DefaultWriter  # noqa: E402
+from rlpipe.core import tasks  # noqa: E402
+from rlpipe.core.fitting import agent_class, agent_kwargs  # noqa: E402
+from rlpipe.io.paths import StudyPaths  # noqa: E402
+from rlpipe.runtime.writer import DefaultWriter  # noqa: E402
+from rlpipe.spec.config import validate_study  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 N_INSTANCES = 8

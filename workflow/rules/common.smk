@@ -1,5 +1,5 @@
-# Wildcard constraints and input functions shared by the rules; all logic is in rlpipe.workflow.
-from rlpipe import workflow as rw
+# Wildcard constraints and input functions shared by the rules; all logic is in rlpipe.pipeline.workflow.
+from rlpipe.pipeline import workflow as rw
 
 RESULTS = rw.PATHS
 INSTANCE = RESULTS.experiment("{experiment}").instance("{instance}")

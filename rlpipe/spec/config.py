@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
-from rlpipe.envs import EnvSpecError, check_env_spec
-from rlpipe.errors import ConfigError
-from rlpipe.imports import import_object
-from rlpipe.signatures import accepted_keywords, rejected_keywords, suggestion
+from rlpipe.errors import ConfigError, EnvSpecError
+from rlpipe.io.imports import import_object
+from rlpipe.runtime.envs import check_env_spec
+from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords, suggestion
+from rlpipe.spec.optimize import settings_problems
 
 # Set by rlpipe for every instance; a config must not set them in init_kwargs.
 RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
@@ -80,13 +81,11 @@ def optimize_section_problems(section: dict[str, Any], agent_class: type,
                               init_kwargs_per_instance: list[dict[str, Any]] | None) -> list[str]:
     """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics.
     ``section`` gets its defaults filled in."""
-    from rlpipe.study_settings import settings_problems
-
     schema = {"$ref": "#/$defs/experiment/properties/optimize", "$defs": _schema()["$defs"]}
     errors = sorted(_validator_class()(schema).iter_errors(section), key=_error_sort_key)
     if errors:
         return [_format_schema_error(e) for e in errors]
-    return settings_problems(section, agent_class, init_kwargs_per_instance)
+    return settings_problems(section, agent_class, init_kwargs_per_instance, RESERVED_INIT_KWARGS)
 
 
 def config_schema() -> dict[str, Any]:
@@ -102,7 +101,7 @@ def experiment_schema() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- schema
 @cache
 def _schema() -> dict[str, Any]:
-    text = resources.files("rlpipe").joinpath("schemas/config.schema.yaml").read_text(encoding="utf-8")
+    text = resources.files("rlpipe.spec").joinpath("config.schema.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
@@ -176,9 +175,8 @@ def _check_experiment(experiment: dict[str, Any]) -> list[str]:
         problems += agent_capability_problems(agent_class, experiment["eval_kwargs"], has_env,
                                               experiment["allow_pickle"])
         if "optimize" in experiment:
-            from rlpipe.study_settings import settings_problems
-
-            problems += [f"optimize.{p}" for p in settings_problems(experiment["optimize"], agent_class, per_instance)]
+            problems += [f"optimize.{p}" for p in settings_problems(experiment["optimize"], agent_class, per_instance,
+                                                                    RESERVED_INIT_KWARGS)]
             for name, dimension in (experiment["optimize"].get("search_space") or {}).items():
                 choices = {f"choices[{i}]": choice for i, choice in enumerate(dimension.get("choices", []))}
                 problems += [f"optimize.search_space.{name}.{p}" for p in _check_init_kwargs_values(choices)]

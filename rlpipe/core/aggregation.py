@@ -14,17 +14,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rlpipe import plots, statistics
-from rlpipe.arrow import read_table
-from rlpipe.atomic import save_figure, write_json, write_parquet
+from rlpipe.core import plots, statistics
+from rlpipe.core.tasks import AggregateTask
 from rlpipe.errors import RlpipeError
-from rlpipe.paths import ExperimentPaths, InstancePaths
-from rlpipe.provenance import library_versions
-from rlpipe.tasks import AggregateTask
+from rlpipe.io.arrow import read_table
+from rlpipe.io.atomic import save_figure, write_json, write_parquet
+from rlpipe.io.paths import ExperimentPaths, InstancePaths
+from rlpipe.io.provenance import library_versions
 
 SCORE = "score"  # per evaluation row: the discounted return of an episode, or the value of the agent's own eval
 MAX_FALLBACK_TAGS = 8  # panels of the learning-curve plot when the configured tag was not logged
-_LOGGER = logging.getLogger("rlpipe.aggregation")
+_LOGGER = logging.getLogger("rlpipe.core.aggregation")
 
 
 def read_instance_tables(instances: Sequence[int], paths: Sequence[InstancePaths], kind: str) -> pd.DataFrame:

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.atomic import atomic_open
 from rlpipe.errors import CheckpointError
+from rlpipe.io.atomic import atomic_open
 
 FORMAT = "rlpipe-checkpoint/1"
 META_KEY = "__meta__"

@@ -45,16 +45,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import eval_settings, fits_additively
-from rlpipe.config_writeback import plain_value
-from rlpipe.errors import RlpipeError
-from rlpipe.evaluation import score_agent
-from rlpipe.fitting import agent_class, agent_kwargs
-from rlpipe.paths import OptimizePaths
-from rlpipe.provenance import library_versions, utc_now
-from rlpipe.search_space import sample_init_kwargs
-from rlpipe.seeding import seed_record
-from rlpipe.study_settings import grid_size, make_pruner, make_sampler
-from rlpipe.tasks import AgentTask, OptimizeTask, episode_seeds
+from rlpipe.core.evaluation import score_agent
+from rlpipe.core.fitting import agent_class, agent_kwargs
+from rlpipe.core.tasks import AgentTask, OptimizeTask, episode_seeds
+from rlpipe.errors import OptimizationError
+from rlpipe.io.paths import OptimizePaths
+from rlpipe.io.provenance import library_versions, utc_now
+from rlpipe.runtime.seeding import seed_record
+from rlpipe.spec.search_space import sample_init_kwargs
+from rlpipe.tuning.samplers import grid_size, make_pruner, make_sampler
+from rlpipe.tuning.writeback import plain_value
 
 FAILURES_BEFORE_GIVING_UP = 3
 _INTERRUPTED = "interrupted"
@@ -63,9 +63,6 @@ _INIT_KWARGS = "init_kwargs"
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # rlpipe prints one line per trial itself
 
-
-class OptimizationError(RlpipeError):
-    """The study produced no usable result (every trial failed, or none completed)."""
 
 
 def trial_cap(task: OptimizeTask, n_trials: int) -> int:
@@ -342,7 +339,7 @@ def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
     Returns the record written to ``best_init_kwargs.yaml``. Raises :class:`OptimizationError`
     (naming the first error) when no trial completed.
     """
-    from rlpipe.optimization_report import write_study_outputs
+    from rlpipe.tuning.report import write_study_outputs
 
     study = stored_study(task, paths)
     trials = counted_trials(study)

@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rlpipe import tasks
-from rlpipe.config import Study, config_schema, load_config_file, validate_study
+from rlpipe.core import tasks
 from rlpipe.errors import ConfigError
-from rlpipe.paths import StudyPaths
+from rlpipe.io.paths import StudyPaths
+from rlpipe.spec.config import Study, config_schema, load_config_file, validate_study
 
 PATHS = StudyPaths()
 # The experiment wildcard matches exactly the names the schema allows.

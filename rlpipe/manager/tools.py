@@ -5,7 +5,7 @@ These have the signatures of rlberry 0.7.3's ``evaluate_agents``, ``read_writer_
 ``MultipleManagers`` (our extras are keyword-only, after rlberry's parameters), without rlberry's
 known defects: rows are never duplicated, no argument is silently ignored, a single run gives a
 collapsed band instead of NaN, "ci" divides by √n for n runs, and managers keep the order in which
-they were given. The curve mathematics lives in :mod:`rlpipe.curves`; this module draws. Figures
+they were given. The curve mathematics lives in :mod:`rlpipe.core.curves`; this module draws. Figures
 are built with ``matplotlib.figure.Figure``; ``pyplot`` is imported only when the caller asks to
 ``show`` a figure (or names a pyplot figure with ``fignum``).
 """
@@ -28,11 +28,11 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rlpipe import curves, plots
-from rlpipe.atomic import save_figure
-from rlpipe.manager import MANAGER_FILE, ExperimentManager
+from rlpipe.core import curves, plots
+from rlpipe.io.atomic import save_figure
+from rlpipe.manager.experiment_manager import MANAGER_FILE, ExperimentManager
 
-_LOGGER = logging.getLogger("rlpipe.manager_tools")
+_LOGGER = logging.getLogger("rlpipe.manager.tools")
 
 ERROR_REPRESENTATIONS = ("ci", "pi", "cb", "raw_curves")
 WRITER_COLUMNS = ("name", "tag", "value", "dw_time_elapsed", "global_step", "instance", "n_simu")

@@ -1,8 +1,4 @@
-"""What an ``optimize`` section may say, and the Optuna sampler and pruner it becomes.
-
-Checked before any trial runs (by config validation and by ``ExperimentManager.optimize_hyperparams``),
-so a bad setting fails at once instead of in every trial.
-"""
+"""The Optuna sampler and pruner an ``optimize`` section becomes (its checks are in ``rlpipe.spec.optimize``)."""
 from __future__ import annotations
 
 import math
@@ -15,73 +11,9 @@ import optuna
 from optuna.samplers import BaseSampler, GridSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from rlpipe.agents.base import Agent
-from rlpipe.search_space import (
-    check_dimension,
-    defines_sample_parameters,
-    grid_problems,
-    grid_values,
-    suggested_names,
-    tuned_keys,
-)
-from rlpipe.seeding import keyed_child
-from rlpipe.signatures import accepted_keywords, rejected_keywords
-
-SAMPLER_CLASSES = {"optuna_default": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler"}
-PRUNER_METHODS = ("halving", "median", "none")
-
-
-def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_space: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with a sampler's settings, checked before any trial runs."""
-    if method not in SAMPLER_CLASSES:
-        return [f"sampler_method: '{method}' is not one of {', '.join(SAMPLER_CLASSES)}"]
-    problems = []
-    if "seed" in sampler_kwargs:
-        problems.append("sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's seed (set `seed` instead)")
-    explicit_grid = method == "grid" and "search_space" in sampler_kwargs
-    others = [key for key in sampler_kwargs if key != "seed" and not (explicit_grid and key == "search_space")]
-    sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
-    problems += [f"sampler_kwargs: {p}" for p in rejected_keywords(sampler.__name__, others, accepted_keywords(sampler))]
-    if method == "grid" and not explicit_grid:
-        problems += grid_problems(search_space)
-    if explicit_grid:
-        grid = sampler_kwargs["search_space"]
-        if not isinstance(grid, Mapping) or not grid:
-            problems.append("sampler_kwargs.search_space: must map each suggested parameter to a list of values")
-        else:
-            problems += [f"sampler_kwargs.search_space.{name}: must be a non-empty list of values, got {values!r}"
-                         for name, values in grid.items() if not isinstance(values, (list, tuple)) or not values]
-    return problems
-
-
-def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],
-                      init_kwargs_per_instance: list[dict[str, Any]] | None) -> list[str]:
-    """What is wrong with an experiment's optimize settings, as ``<key>: <problem>`` lines (the schema
-    has already checked types and ranges)."""
-    from rlpipe.config import RESERVED_INIT_KWARGS
-
-    search_space = settings.get("search_space")
-    problems = []
-    if search_space:
-        for name, dimension in search_space.items():
-            problems += [f"search_space.{name}: {p}" for p in check_dimension(dimension)]
-            if name in RESERVED_INIT_KWARGS:
-                problems.append(f"search_space.{name}: is set by rlpipe for each instance and cannot be tuned")
-        accepted = accepted_keywords(agent_class)
-        problems += [f"search_space: {p}" for p in rejected_keywords(agent_class.__name__, search_space, accepted)]
-    elif not defines_sample_parameters(agent_class):
-        problems.append(f"search_space: missing, and {agent_class.__name__} does not define sample_parameters(trial); "
-                        "give the parameters to tune here")
-        return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
-    explicit_grid = settings["sampler_kwargs"].get("search_space") if settings["sampler_method"] == "grid" else None
-    if isinstance(explicit_grid, Mapping) and set(explicit_grid) != set(suggested_names(agent_class, search_space)):
-        problems.append(f"sampler_kwargs.search_space: the grid names {sorted(explicit_grid)} are not the parameters "
-                        f"the trials suggest {sorted(suggested_names(agent_class, search_space))}")
-    per_instance_keys = {key for kwargs in init_kwargs_per_instance or [] for key in kwargs}
-    where = "search_space." if search_space else f"search_space: {agent_class.__name__}.sample_parameters tunes "
-    problems += [f"{where}{name}: is set per instance in init_kwargs_per_instance, so it cannot be tuned"
-                 for name in tuned_keys(agent_class, search_space) if name in per_instance_keys]
-    return problems + sampler_problems(settings["sampler_method"], settings["sampler_kwargs"], search_space)
+from rlpipe.runtime.seeding import keyed_child
+from rlpipe.spec.optimize import PRUNER_METHODS, SAMPLER_CLASSES
+from rlpipe.spec.search_space import grid_values
 
 
 def _grid(settings: Mapping[str, Any]) -> dict[str, list[Any]]:

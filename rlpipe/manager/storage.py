@@ -15,8 +15,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from rlpipe.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
-from rlpipe.imports import import_object, object_path
+from rlpipe.io.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
+from rlpipe.io.imports import import_object, object_path
 
 OBJECTS_FILE = "manager_objects.pkl"
 

@@ -33,9 +33,9 @@ from ruamel.yaml.error import YAMLError as RuamelYAMLError
 from ruamel.yaml.representer import RoundTripRepresenter
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from rlpipe.atomic import write_text
-from rlpipe.config import validate_study, yaml11_float_text
 from rlpipe.errors import ConfigError
+from rlpipe.io.atomic import write_text
+from rlpipe.spec.config import validate_study, yaml11_float_text
 
 # Where a new init_kwargs goes: after the last of these keys present (the order of config/README.md).
 _INSERT_AFTER = ("agent", "train_env", "eval_env")

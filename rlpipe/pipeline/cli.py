@@ -12,32 +12,31 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rlpipe.envs import EnvSpecError
 from rlpipe.errors import RlpipeError
-from rlpipe.logs import configure_logging
+from rlpipe.io.logs import configure_logging
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from rlpipe.fitting import fit_instance
-    from rlpipe.paths import InstancePaths
-    from rlpipe.tasks import FitTask
+    from rlpipe.core.fitting import fit_instance
+    from rlpipe.core.tasks import FitTask
+    from rlpipe.io.paths import InstancePaths
 
     fit_instance(FitTask.from_json(args.task), InstancePaths(Path(args.instance_dir)))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from rlpipe.evaluation import evaluate_instance
-    from rlpipe.paths import InstancePaths
-    from rlpipe.tasks import EvalTask
+    from rlpipe.core.evaluation import evaluate_instance
+    from rlpipe.core.tasks import EvalTask
+    from rlpipe.io.paths import InstancePaths
 
     paths = InstancePaths(Path(args.instance_dir))
     evaluate_instance(EvalTask.from_json(args.task), paths.checkpoint, paths.evaluation)
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    from rlpipe.aggregation import aggregate_experiment
-    from rlpipe.paths import ExperimentPaths
-    from rlpipe.tasks import AggregateTask
+    from rlpipe.core.aggregation import aggregate_experiment
+    from rlpipe.core.tasks import AggregateTask
+    from rlpipe.io.paths import ExperimentPaths
 
     task = AggregateTask.from_json(args.task)
     paths = ExperimentPaths(Path(args.experiment_dir))
@@ -45,17 +44,17 @@ def _aggregate(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from rlpipe.comparison import compare_experiments
-    from rlpipe.paths import StudyPaths
+    from rlpipe.core.comparison import compare_experiments
+    from rlpipe.io.paths import StudyPaths
 
     compare_experiments(args.summaries, StudyPaths(Path(args.results_dir)))
 
 
 def _optimize_worker(args: argparse.Namespace) -> None:
-    from rlpipe.atomic import write_json
-    from rlpipe.optimization import run_worker
-    from rlpipe.paths import OptimizePaths
-    from rlpipe.tasks import OptimizeTask
+    from rlpipe.core.tasks import OptimizeTask
+    from rlpipe.io.atomic import write_json
+    from rlpipe.io.paths import OptimizePaths
+    from rlpipe.tuning.study import run_worker
 
     paths = OptimizePaths(Path(args.optimize_dir))
     record = run_worker(OptimizeTask.from_json(args.task), paths, args.worker)
@@ -63,10 +62,10 @@ def _optimize_worker(args: argparse.Namespace) -> None:
 
 
 def _optimize_select(args: argparse.Namespace) -> None:
-    from rlpipe.config_writeback import update_init_kwargs
-    from rlpipe.optimization import summarize_study
-    from rlpipe.paths import OptimizePaths
-    from rlpipe.tasks import OptimizeTask
+    from rlpipe.core.tasks import OptimizeTask
+    from rlpipe.io.paths import OptimizePaths
+    from rlpipe.tuning.study import summarize_study
+    from rlpipe.tuning.writeback import update_init_kwargs
 
     task = OptimizeTask.from_json(args.task)
     record = summarize_study(task, OptimizePaths(Path(args.optimize_dir)))
@@ -84,7 +83,7 @@ def _optimize_select(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from rlpipe.config import load_config_file, validate_study
+    from rlpipe.spec.config import load_config_file, validate_study
 
     study = validate_study(load_config_file(args.config))
     print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
@@ -97,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   ("aggregate", _aggregate, "--experiment-dir")):
         stage = stages.add_parser(name, help=f"{name} stage (called by the Snakemake rule)")
         stage.add_argument("--task", required=True, help="the task as JSON")
-        stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.paths)")
+        stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.io.paths)")
         stage.set_defaults(handler=handler)
     worker = stages.add_parser("optimize-worker", help="run trials of an experiment's hyperparameter study")
     worker.add_argument("--task", required=True, help="the optimize task as JSON")
@@ -126,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
-    except (RlpipeError, EnvSpecError) as error:
+    except RlpipeError as error:
         print(f"rlpipe {args.stage}{where}: {error}", file=sys.stderr)
         return 1
     except Exception:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rlpipe import plots
-from rlpipe.atomic import save_figure, write_text
-from rlpipe.paths import StudyPaths
+from rlpipe.core import plots
+from rlpipe.io.atomic import save_figure, write_text
+from rlpipe.io.paths import StudyPaths
 
 SUMMARY_COLUMNS = ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
                    "ci_low", "ci_high", "confidence", "fit_wall_time_s"]

@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from rlpipe.agents.base import Agent
-from rlpipe.arrow import read_table
-from rlpipe.atomic import write_json, write_parquet
+from rlpipe.core.tasks import AgentTask, FitTask
 from rlpipe.errors import RlpipeError
-from rlpipe.imports import import_object, object_path
-from rlpipe.paths import InstancePaths
-from rlpipe.provenance import library_versions, utc_now
-from rlpipe.seeding import global_rng_state, seed_record
-from rlpipe.tasks import AgentTask, FitTask
-from rlpipe.writer import DefaultWriter
+from rlpipe.io.arrow import read_table
+from rlpipe.io.atomic import write_json, write_parquet
+from rlpipe.io.imports import import_object, object_path
+from rlpipe.io.paths import InstancePaths
+from rlpipe.io.provenance import library_versions, utc_now
+from rlpipe.runtime.seeding import global_rng_state, seed_record
+from rlpipe.runtime.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
-_LOGGER = logging.getLogger("rlpipe.fitting")
+_LOGGER = logging.getLogger("rlpipe.core.fitting")
 
 
 def agent_class(task: AgentTask) -> type[Agent]:

@@ -2,7 +2,7 @@
 
 Figures are built with ``matplotlib.figure.Figure`` directly, never ``pyplot``: no backend is
 selected, no global figure registry is touched, so this is safe in headless jobs and threads.
-Every function returns the figure; the caller saves it with ``rlpipe.atomic.save_figure``.
+Every function returns the figure; the caller saves it with ``rlpipe.io.atomic.save_figure``.
 Empty input gives a figure that says "no data" instead of an exception, so one empty experiment
 does not break a whole report.
 """
@@ -68,7 +68,7 @@ def _draw_instance_curves(axes: Axes, curves: pd.DataFrame) -> None:
 
 @dataclass(frozen=True)
 class CurvePanel:
-    """One learning-curve panel: the band of ``rlpipe.statistics.curve_band`` and (optionally) the instances'
+    """One learning-curve panel: the band of ``rlpipe.core.statistics.curve_band`` and (optionally) the instances'
     curves, or, when there is no curve to draw, ``note`` saying why."""
 
     title: str
@@ -88,7 +88,7 @@ def learning_curve_figure(
 ) -> Figure:
     """Mean learning curve with its shaded bootstrap CI band, over faint per-instance curves.
 
-    ``band`` is the output of ``rlpipe.statistics.curve_band`` and ``curves`` (optional) that of
+    ``band`` is the output of ``rlpipe.core.statistics.curve_band`` and ``curves`` (optional) that of
     ``learning_curves``. The legend states the number of instances and the CI level, so the
     figure can be read without its caption.
     """

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 
 from rlpipe.agents.capabilities import eval_settings, fits_additively
-from rlpipe.config import Study
 from rlpipe.errors import ConfigError
-from rlpipe.envs import describe_env
-from rlpipe.imports import import_object
-from rlpipe.provenance import canonical_json, json_data, stable_hash
-from rlpipe.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
-
+from rlpipe.io.imports import import_object
+from rlpipe.io.provenance import canonical_json, json_data, stable_hash
+from rlpipe.runtime.envs import describe_env
+from rlpipe.runtime.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
+from rlpipe.spec.config import Study
 
 # The optimize settings that define a study, and those that only say how much of it to run and where.
 STUDY_SETTINGS = ("n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space")
@@ -219,7 +218,7 @@ def optimize_task(study: Study, experiment: str) -> OptimizeTask:
 
 def untuned_init_kwargs(init_kwargs: dict[str, Any], agent_class: type, search_space: dict[str, Any] | None) -> dict[str, Any]:
     """The init kwargs a study shares: those it does not tune (so writing tuned values back changes nothing)."""
-    from rlpipe.search_space import tuned_keys
+    from rlpipe.spec.search_space import tuned_keys
 
     tuned = set(tuned_keys(agent_class, search_space))
     return {key: value for key, value in init_kwargs.items() if key not in tuned}

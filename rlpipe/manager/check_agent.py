@@ -16,9 +16,9 @@ import numpy as np
 
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import fits_additively, has_array_state, rolls_out_policy
-from rlpipe.envs import EnvSpec, make_env
-from rlpipe.evaluation import score_agent
-from rlpipe.seeding import global_rng_state
+from rlpipe.core.evaluation import score_agent
+from rlpipe.runtime.envs import EnvSpec, make_env
+from rlpipe.runtime.seeding import global_rng_state
 
 SEED = 42
 # rlberry's names of default test environments, as gymnasium envs
@@ -45,7 +45,7 @@ def check_seeding_agent(agent: type[Agent], env: EnvSpec = "continuous_state", i
 def check_save_load(agent: type[Agent], env: EnvSpec = "continuous_state", init_kwargs: dict | None = None,
                     budget: int = 20) -> None:
     """A saved and loaded agent behaves as the original, alone and through an ExperimentManager."""
-    from rlpipe.manager import ExperimentManager
+    from rlpipe.manager.experiment_manager import ExperimentManager
 
     original = _fitted(agent, env, init_kwargs, budget)
     with tempfile.TemporaryDirectory() as folder:

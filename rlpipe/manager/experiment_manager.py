@@ -2,7 +2,7 @@
 
 A manager is one experiment: ``n_fit`` instances of an agent, seeded exactly as the Snakemake rules
 seed them (instance ``i`` of experiment ``agent_name`` under the root ``seed``), fitted by
-:func:`rlpipe.fitting.fit_instance` and written to ``<output_dir>/instances/<i>/`` like a pipeline
+:func:`rlpipe.core.fitting.fit_instance` and written to ``<output_dir>/instances/<i>/`` like a pipeline
 experiment folder. So ``ExperimentManager.load`` reads a pipeline's ``results/<experiment>``, and
 ``to_config`` gives the pipeline config that reproduces a manager's numbers.
 """
@@ -29,23 +29,23 @@ from typing import Any
 import numpy as np
 
 import rlpipe
-from rlpipe import tasks
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import call_eval, has_array_state
-from rlpipe.aggregation import aggregate_experiment, read_instance_tables
-from rlpipe.arrow import read_table
-from rlpipe.atomic import write_json
-from rlpipe.config import config_schema, experiment_schema, validate_study
-from rlpipe.envs import describe_env, is_no_env, make_env, seed_env
-from rlpipe.evaluation import evaluate_instance, load_instance_agent
-from rlpipe.fitting import agent_class as task_agent_class
-from rlpipe.fitting import agent_kwargs, fit_instance
-from rlpipe.imports import import_object, object_path
-from rlpipe.logs import configure_logging, default_level
-from rlpipe.manager_io import OBJECTS_FILE, decode, encode, env_to_config, importable_path, read_manager_file
-from rlpipe.paths import ExperimentPaths
-from rlpipe.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
-from rlpipe.writer import summary_writer_class
+from rlpipe.core import tasks
+from rlpipe.core.aggregation import aggregate_experiment, read_instance_tables
+from rlpipe.core.evaluation import evaluate_instance, load_instance_agent
+from rlpipe.core.fitting import agent_class as task_agent_class
+from rlpipe.core.fitting import agent_kwargs, fit_instance
+from rlpipe.io.arrow import read_table
+from rlpipe.io.atomic import write_json
+from rlpipe.io.imports import import_object, object_path
+from rlpipe.io.logs import configure_logging, default_level
+from rlpipe.io.paths import ExperimentPaths
+from rlpipe.manager.storage import OBJECTS_FILE, decode, encode, env_to_config, importable_path, read_manager_file
+from rlpipe.runtime.envs import describe_env, is_no_env, make_env, seed_env
+from rlpipe.runtime.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
+from rlpipe.runtime.writer import summary_writer_class
+from rlpipe.spec.config import config_schema, experiment_schema, validate_study
 
 MANAGER_FILE = "manager.json"
 DEFAULT_OUTPUT_DIR = Path("rlpipe_data") / "temp"
@@ -60,7 +60,7 @@ class ExperimentManager:
     Parameters follow rlberry's ``ExperimentManager`` (see the README's Python API section):
     ``train_env``/``eval_env`` are ``(constructor, kwargs)`` tuples, gymnasium ids or rlpipe env specs;
     ``fit_budget`` may come from ``fit_kwargs["fit_budget"]``; ``seed`` is an int, a SeedSequence, a
-    :class:`~rlpipe.seeding.Seeder` or None (fresh entropy, recorded); ``parallelization`` is
+    :class:`~rlpipe.runtime.seeding.Seeder` or None (fresh entropy, recorded); ``parallelization`` is
     ``"thread"`` or ``"process"`` (with ``max_workers`` and ``mp_context``); ``outdir_id_style`` is
     None, ``"unique"`` or ``"timestamp"``; ``init_kwargs_per_instance`` wins over ``init_kwargs``;
     ``thread_shared_data`` is shared by reference between threads and copied into processes.
@@ -153,7 +153,7 @@ class ExperimentManager:
     @property
     def optuna_study(self) -> Any:
         """The Optuna study of the last :meth:`optimize_hyperparams` (None before), read from its storage."""
-        from rlpipe import optimization
+        from rlpipe.tuning import study as optimization
 
         return None if self._tuned is None else optimization.stored_study(self._tuned, self.paths.optimize)
 
@@ -376,7 +376,7 @@ class ExperimentManager:
     @classmethod
     def from_config(cls, config: dict[str, Any] | str | Path, experiment: str, **kwargs: Any) -> "ExperimentManager":
         """A manager for one experiment of a pipeline config (a dict or a YAML file); ``kwargs`` override."""
-        from rlpipe.config import load_config_file
+        from rlpipe.spec.config import load_config_file
 
         study = validate_study(load_config_file(config) if isinstance(config, (str, Path)) else config)
         spec = study.experiment(experiment)
@@ -409,9 +409,9 @@ class ExperimentManager:
 
         Returns the best init kwargs and merges them into ``init_kwargs``. The fitted instances are
         deleted (they were fitted with other parameters): call :meth:`fit` next. Raises
-        :class:`rlpipe.optimization.OptimizationError` naming the first error if no trial completed.
+        :class:`rlpipe.errors.OptimizationError` naming the first error if no trial completed.
         """
-        from rlpipe import optimization
+        from rlpipe.tuning import study as optimization
 
         _check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
         settings = {"n_fit": n_fit, "sampler_method": sampler_method, "sampler_kwargs": dict(sampler_kwargs or {}),
@@ -595,7 +595,7 @@ class _OptimizeJob:
 
 
 def _run_optimize_job(job: _OptimizeJob) -> dict[str, Any]:
-    from rlpipe.optimization import run_worker
+    from rlpipe.tuning.study import run_worker
 
     configure_logging(job.logging_level)
     return run_worker(job.task, job.paths, job.worker, job.n_trials, job.shared_data)
@@ -604,7 +604,7 @@ def _run_optimize_job(job: _OptimizeJob) -> dict[str, Any]:
 def _check_optimize_settings(settings: dict[str, Any], run: dict[str, Any], agent_class: type[Agent],
                              init_kwargs_per_instance: list[dict[str, Any]] | None) -> None:
     """The pipeline's checks of an ``optimize`` section (schema, then semantics), as one ValueError."""
-    from rlpipe.config import optimize_section_problems
+    from rlpipe.spec.config import optimize_section_problems
 
     section = {**{k: v for k, v in settings.items() if v is not None}, **run}
     problems = optimize_section_problems(section, agent_class, init_kwargs_per_instance)
@@ -650,7 +650,7 @@ def _schema_defaults(key: str) -> dict[str, Any]:
 def _check_agent(agent_class: type[Agent], eval_kwargs: dict[str, Any], has_env: bool) -> None:
     """The pipeline's checks of what an experiment asks of its agent, at construction (a manager trusts the
     pickles it writes itself, so only the pipeline asks for allow_pickle)."""
-    from rlpipe.config import agent_capability_problems
+    from rlpipe.spec.config import agent_capability_problems
 
     problems = agent_capability_problems(agent_class, eval_kwargs, has_env, allow_pickle=True)
     if problems:

@@ -18,7 +18,7 @@ from typing import IO, Any
 import numpy as np
 
 STYLES = ("multi_line", "one_line", "progressbar")
-_LOGGER = logging.getLogger("rlpipe.writer")
+_LOGGER = logging.getLogger("rlpipe.runtime.writer")
 COLUMNS = ("name", "tag", "value", "dw_time_elapsed", "global_step")
 
 
@@ -116,7 +116,7 @@ class DefaultWriter:
         """All rows as a pyarrow Table with the documented column types."""
         import pyarrow as pa
 
-        from rlpipe.arrow import float64_array, string_array
+        from rlpipe.io.arrow import float64_array, string_array
 
         self._trim()
         elapsed = np.asarray(self._times, dtype=np.float64) - self._start + self._time_offset

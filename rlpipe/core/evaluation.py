@@ -19,13 +19,13 @@ import pyarrow as pa
 
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import call_eval, eval_settings, rolls_out_policy
-from rlpipe.arrow import float64_array, int64_array, null_array, string_array
-from rlpipe.atomic import write_parquet
-from rlpipe.envs import seed_env
-from rlpipe.fitting import agent_class, agent_kwargs
-from rlpipe.provenance import library_versions
-from rlpipe.rollouts import run_episodes
-from rlpipe.tasks import AgentTask, EvalTask
+from rlpipe.core.fitting import agent_class, agent_kwargs
+from rlpipe.core.tasks import AgentTask, EvalTask
+from rlpipe.io.arrow import float64_array, int64_array, null_array, string_array
+from rlpipe.io.atomic import write_parquet
+from rlpipe.io.provenance import library_versions
+from rlpipe.runtime.envs import seed_env
+from rlpipe.runtime.rollouts import run_episodes
 
 EPISODE_COLUMNS = ("instance", "episode", "seed", "unit", "score", "return", "discounted_return", "length")
 EPISODE, EVAL_CALL = "episode", "eval"

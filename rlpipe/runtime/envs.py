@@ -24,15 +24,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from rlpipe.imports import import_object
-from rlpipe.signatures import accepted_keywords, rejected_keywords
+from rlpipe.errors import EnvSpecError
+from rlpipe.io.imports import import_object
+from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
 
 EnvSpec = Any  # str | Mapping | tuple | gym.Env
 _GYM_MAKE_OPTIONS = {"max_episode_steps", "disable_env_checker", "render_mode"}
 
-
-class EnvSpecError(ValueError):
-    """The spec cannot be turned into an environment (the message says why)."""
 
 
 def is_no_env(spec: EnvSpec) -> bool:

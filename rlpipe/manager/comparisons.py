@@ -1,7 +1,7 @@
 """Statistical comparisons of fitted agents, as rlberry 0.7.3's ``compare_agents`` and ``AdastopComparator``.
 
 An agent's sample is one score per fitted instance: the mean of ``eval_agents`` on that instance. The
-statistics themselves live in :mod:`rlpipe.hypothesis_tests`; this module turns managers into scores.
+statistics themselves live in :mod:`rlpipe.core.hypothesis_tests`; this module turns managers into scores.
 It imports scipy and adastop, so nothing that ``import rlpipe`` or a pipeline job loads imports it.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from adastop import MultipleAgentsComparator
 
-from rlpipe.hypothesis_tests import check_method, compare_scores
-from rlpipe.manager import DEFAULT_OUTPUT_DIR, ExperimentManager
-from rlpipe.seeding import keyed_child
+from rlpipe.core.hypothesis_tests import check_method, compare_scores
+from rlpipe.manager.experiment_manager import DEFAULT_OUTPUT_DIR, ExperimentManager
+from rlpipe.runtime.seeding import keyed_child
 
 EvalFunction = Callable[..., Any]
 # Manager arguments that AdaStop chooses itself: a user's value would silently break the sequential design.
@@ -47,7 +47,7 @@ def compare_agents(
     method:
         ``"tukey_hsd"`` (scipy's Tukey HSD: assumes Gaussian scores with equal variances) or
         ``"permutation"`` (step-down max-T permutation test: no distributional assumption, the safe choice
-        for heavy-tailed or multimodal returns). See :func:`rlpipe.hypothesis_tests.compare_scores`.
+        for heavy-tailed or multimodal returns). See :func:`rlpipe.core.hypothesis_tests.compare_scores`.
     eval_function:
         ``eval_function(manager, eval_budget=n_simulations, agent_id=i)`` returning the evaluations (or one
         score) of instance ``i``; default ``manager.eval_agents(n_simulations, agent_id=i, verbose=False)``.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rlpipe.imports import object_path
+from rlpipe.io.imports import object_path
 
 _MAX_DEPTH = 32  # objects nested deeper than this (or cyclic) are recorded by their type only
 

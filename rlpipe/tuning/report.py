@@ -11,9 +11,9 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial
 
-from rlpipe.atomic import save_figure, write_parquet, write_text
-from rlpipe.paths import OptimizePaths
-from rlpipe.plots import importance_figure, optimization_history_figure
+from rlpipe.core.plots import importance_figure, optimization_history_figure
+from rlpipe.io.atomic import save_figure, write_parquet, write_text
+from rlpipe.io.paths import OptimizePaths
 
 
 def write_study_outputs(study: optuna.Study, trials: list[FrozenTrial], record: dict[str, Any],
