@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 
 TESTS = Path(__file__).resolve().parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+RLPIPE = str(Path(sys.executable).with_name("rlpipe"))  # the console script installed beside this interpreter
 SNAKEFILE = TESTS.parent / "Snakefile"
 
 
@@ -32,3 +34,8 @@ def run_snakemake(workdir: Path, config: dict | None, *extra: str, cores: int = 
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert result.returncode == 0, f"snakemake failed:\n{result.stdout}\n{result.stderr}"
     return result
+
+
+def snapshot(folder: Path) -> dict[str, tuple[float, bytes]]:
+    """mtime and content of every file below ``folder`` (to show what a run touched)."""
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import call_eval, eval_settings, rolls_out_policy
-from rlpipe.core.fitting import agent_class, agent_kwargs
-from rlpipe.core.tasks import AgentTask, EvalTask
+from rlpipe.core.fitting import agent_kwargs
+from rlpipe.core.tasks import AgentTask, EvalTask, RunSettings, agent_class
 from rlpipe.io.arrow import float64_array, int64_array, null_array, string_array
 from rlpipe.io.atomic import write_parquet
 from rlpipe.io.provenance import library_versions
@@ -31,10 +31,10 @@ EPISODE_COLUMNS = ("instance", "episode", "seed", "unit", "score", "return", "di
 EPISODE, EVAL_CALL = "episode", "eval"
 
 
-def load_instance_agent(task: AgentTask, checkpoint: str | Path) -> Agent:
+def load_instance_agent(task: AgentTask, checkpoint: str | Path, allow_pickle: bool = False) -> Agent:
     """Rebuild the instance's agent (envs and init kwargs from the task) and load its checkpoint."""
     kwargs = agent_kwargs(task, Path(checkpoint).parent / "agent_output")
-    return agent_class(task).load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
+    return agent_class(task).load(checkpoint, allow_pickle=allow_pickle, **kwargs)
 
 
 def score_agent(agent: Agent, eval_kwargs: Mapping[str, Any], seeds: np.ndarray) -> dict[str, Any]:
@@ -71,9 +71,10 @@ def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
     return pa.Table.from_arrays(columns, names=list(EPISODE_COLUMNS))
 
 
-def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path) -> pa.Table:
+def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path, run: RunSettings | None = None) -> pa.Table:
     """Load the checkpoint, evaluate, and write the evaluation table to ``output`` (Parquet)."""
-    table = evaluate_agent(load_instance_agent(task, checkpoint), task)
+    allow_pickle = run is not None and run.allow_pickle
+    table = evaluate_agent(load_instance_agent(task, checkpoint, allow_pickle), task)
     write_parquet(output, table, metadata={"task_hash": task.task_hash(), "eval_kwargs": task.eval_kwargs,
                                            "root_seed": task.root_seed, "versions": library_versions()})
     return table

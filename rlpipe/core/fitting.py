@@ -1,37 +1,35 @@
 """Fit one instance in chunks, checkpointing after each, and resume an interrupted fit from its last chunk.
 
-Progress lives in ``<instance>/progress/`` (not a declared output, so Snakemake never deletes it);
-the final checkpoint, writer Parquet and record are renamed into place only when the fit is complete.
+Progress lives in ``<instance>/progress/`` (not a declared output, so Snakemake never deletes it),
+keyed by the task's hash (what the fit computes) and counted in budget done, so a fit resumes even
+when how many checkpoints it writes has changed. The final checkpoint, writer Parquet and record are
+renamed into place only when the fit is complete.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rlpipe.agents.base import Agent
-from rlpipe.core.tasks import AgentTask, FitTask
+from rlpipe.core.tasks import AgentTask, FitTask, RunSettings, agent_class
 from rlpipe.errors import RlpipeError
 from rlpipe.io.arrow import read_table
 from rlpipe.io.atomic import write_json, write_parquet
-from rlpipe.io.imports import import_object, object_path
+from rlpipe.io.imports import object_path
 from rlpipe.io.paths import InstancePaths
 from rlpipe.io.provenance import library_versions, utc_now
 from rlpipe.runtime.seeding import global_rng_state, seed_record
 from rlpipe.runtime.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
-_LOGGER = logging.getLogger("rlpipe.core.fitting")
-
-
-def agent_class(task: AgentTask) -> type[Agent]:
-    return task.agent if isinstance(task.agent, type) else import_object(task.agent)
+_LOGGER = logging.getLogger("rlpipe.fitting")
 
 
 def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None,
@@ -52,6 +50,11 @@ def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any
     return kwargs
 
 
+def writer_kwargs(task: FitTask, run: RunSettings) -> dict[str, Any]:
+    """The instance's DefaultWriter settings: which rows it keeps (the task's) and how it shows progress (the run's)."""
+    return {**run.writer, "maxlen": task.maxlen, "maxlen_by_tag": task.maxlen_by_tag}
+
+
 def split_budget(budget: int, n_chunks: int) -> list[int]:
     """``n_chunks`` integer budgets summing to ``budget``, as equal as possible (never a zero chunk).
 
@@ -62,40 +65,56 @@ def split_budget(budget: int, n_chunks: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(n)]
 
 
+def remaining_chunks(budget: int, n_chunks: int, done: int) -> list[int]:
+    """The chunks still to fit once ``done`` of ``budget`` is fitted: the planned ones after ``done`` when it ends a
+    planned chunk (always, for agents whose chunks are part of their task), else the rest split evenly."""
+    plan = split_budget(budget, n_chunks)
+    if done == 0:
+        return plan
+    ends = list(itertools.accumulate(plan))
+    if done in ends:
+        return plan[ends.index(done) + 1:]
+    return split_budget(budget - done, sum(1 for end in ends if end > done))
+
+
 def fit_instance(
     task: FitTask,
     paths: InstancePaths,
+    run: RunSettings | None = None,
     continue_fit: bool = False,
     prepare_agent: Callable[[Agent], None] | None = None,
     shared_data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit the instance described by ``task`` and write its checkpoint, writer data and record under ``paths``.
+    """Fit the instance described by ``task``, as ``run`` says, and write its checkpoint, writer data and record.
 
     ``continue_fit`` trains the instance's existing checkpoint for ``task.fit_budget`` more (fit is
     additive), as a second ``ExperimentManager.fit`` does. ``prepare_agent`` is called on the agent
     before training (e.g. to set its writer); ``shared_data`` is passed to it as ``_thread_shared_data``.
     """
-    started, clock = utc_now(), time.perf_counter()
-    chunks = split_budget(task.fit_budget, task.n_checkpoints)
+    run = run or RunSettings()
+    started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
+    n_chunks = task.chunks if task.chunks is not None else run.n_checkpoints
     previous = json.loads(paths.fit_record.read_text()) if continue_fit and paths.fit_record.is_file() else None
-    agent, done = _resume_or_build(task, paths, previous is not None, shared_data)
+    agent, done = _resume_or_build(task, run, paths, previous is not None, shared_data)
+    resumed_at, chunks = done, remaining_chunks(task.fit_budget, n_chunks, done)
     if done:
-        print(f"[rlpipe] resuming {task.experiment}[{task.instance}] after chunk {done}/{len(chunks)}", file=sys.stderr, flush=True)
+        _LOGGER.info("resuming %s[%d] after %d of its budget %d", task.experiment, task.instance, done, task.fit_budget)
     recorded = agent.writer  # the rows so far, kept if prepare_agent disables or replaces the writer
     if prepare_agent is not None:
         prepare_agent(agent)
     if hasattr(agent.writer, "set_max_global_step") and task.fit_budget > 0:
-        agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget)
+        agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget - done)
     unseeded_draws = False
-    for chunk in range(done, len(chunks)):
+    for chunk in chunks:
         before = global_rng_state()
-        agent.fit(chunks[chunk], **task.fit_kwargs)
+        agent.fit(chunk, **task.fit_kwargs)
         if not unseeded_draws and global_rng_state() != before:
             unseeded_draws = True
             _LOGGER.warning("%s[%d]: %s drew from numpy's or Python's global random generator (np.random.*, random.*), "
                             "which rlpipe does not seed: its numbers may not reproduce. Draw from self.rng instead.",
                             task.experiment, task.instance, type(agent).__name__)
-        _save_progress(agent, task, paths, chunk + 1, recorded)
+        done += max(chunk, 0)
+        _save_progress(agent, task, paths, done, recorded)
     if hasattr(agent.writer, "close"):
         agent.writer.close()
     fit_calls = (previous["fit_calls"] if previous else []) + [task.fit_budget]
@@ -106,43 +125,45 @@ def fit_instance(
         "fit_budget": sum(budget for budget in fit_calls if budget > 0),
         "fit_calls": fit_calls,
         "chunks": chunks,
-        "resumed_after_chunk": done,
+        "resumed_at": resumed_at,
         "total_env_steps": agent.total_env_steps,
         "unseeded_draws": unseeded_draws,
         "root_seed": task.root_seed,
         "instance_seed": seed_record(task.instance_seed),
         "task": task.record(),
         "task_hash": task.task_hash(),
+        "run": json.loads(run.to_json()),
         "versions": library_versions(),
         "started": started,
         "finished": utc_now(),
         "wall_time_s": time.perf_counter() - clock,
+        "cpu_time_s": time.process_time() - cpu,
     }
     _promote_progress(paths, record)
     return record
 
 
-def _resume_or_build(task: FitTask, paths: InstancePaths, from_outputs: bool,
+def _resume_or_build(task: FitTask, run: RunSettings, paths: InstancePaths, from_outputs: bool,
                      shared_data: dict[str, Any] | None) -> tuple[Agent, int]:
-    """The agent after the last saved chunk of this exact task (and the chunks done), else the agent
+    """The agent after the last saved chunk of this exact task (and the budget it has fitted), else the agent
     of the instance's final outputs when ``from_outputs``, else a fresh one."""
     cls = agent_class(task)
-    kwargs = agent_kwargs(task, paths.folder / "agent_output", task.writer_kwargs, shared_data)
+    kwargs = agent_kwargs(task, paths.folder / "agent_output", writer_kwargs(task, run), shared_data)
     progress = _read_progress(paths.progress)
     if progress is not None and progress.get("task_hash") == task.task_hash():
         try:
-            agent = _load(cls, kwargs, task, paths.progress / progress["checkpoint"], paths.progress / progress["writer"])
-            return agent, int(progress["chunks_done"])
-        except (RlpipeError, OSError, ValueError) as error:  # unreadable progress is discarded, never trusted
-            print(f"[rlpipe] cannot resume ({error}); starting over", file=sys.stderr, flush=True)
+            agent = _load(cls, kwargs, run, paths.progress / progress["checkpoint"], paths.progress / progress["writer"])
+            return agent, int(progress["budget_done"])
+        except (RlpipeError, OSError, ValueError, KeyError) as error:  # unreadable progress is discarded, never trusted
+            _LOGGER.warning("%s[%d]: cannot resume (%s); starting over", task.experiment, task.instance, error)
     shutil.rmtree(paths.progress, ignore_errors=True)
     if from_outputs:
-        return _load(cls, kwargs, task, paths.checkpoint, paths.writer), 0
+        return _load(cls, kwargs, run, paths.checkpoint, paths.writer), 0
     return cls(**kwargs), 0
 
 
-def _load(cls: type[Agent], kwargs: dict[str, Any], task: FitTask, checkpoint: Path, writer: Path) -> Agent:
-    agent = cls.load(checkpoint, allow_pickle=task.allow_pickle, **kwargs)
+def _load(cls: type[Agent], kwargs: dict[str, Any], run: RunSettings, checkpoint: Path, writer: Path) -> Agent:
+    agent = cls.load(checkpoint, allow_pickle=run.allow_pickle, **kwargs)
     agent.writer.load_arrow(read_table(writer))
     return agent
 
@@ -154,22 +175,22 @@ def _read_progress(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, chunks_done: int, recorded: DefaultWriter) -> None:
-    """Save chunk ``chunks_done`` so that a kill at any moment leaves a consistent state to resume from.
+def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_done: int, recorded: DefaultWriter) -> None:
+    """Save the agent after ``budget_done`` of its budget so that a kill at any moment leaves a consistent state.
 
-    The checkpoint and writer data go to files named after the chunk; then the record that names
+    The checkpoint and writer data go to files named after the budget done; then the record that names
     them replaces the previous one; only then are the previous chunk's files deleted. Writer data
     comes from the agent's DefaultWriter; with a disabled or custom writer, the rows recorded before
     it was set are kept and no new ones are added.
     """
     folder = paths.progress
     folder.mkdir(parents=True, exist_ok=True)
-    checkpoint, writer_file = folder / f"agent.{chunks_done}.ckpt", folder / f"writer.{chunks_done}.parquet"
+    checkpoint, writer_file = folder / f"agent.{budget_done}.ckpt", folder / f"writer.{budget_done}.parquet"
     if agent.save(checkpoint) != checkpoint:
-        raise RuntimeError(f"{type(agent).__name__}.save must write the file it is given ({checkpoint})")
+        raise RlpipeError(f"{type(agent).__name__}.save must write the file it is given ({checkpoint})")
     writer = agent.writer if isinstance(agent.writer, DefaultWriter) else recorded
     write_parquet(writer_file, writer.to_arrow())
-    write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "chunks_done": chunks_done,
+    write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "budget_done": budget_done,
                                            "checkpoint": checkpoint.name, "writer": writer_file.name})
     for stale in folder.iterdir():  # earlier chunks, and temporary files of a killed save
         if stale.name not in (_PROGRESS_RECORD, checkpoint.name, writer_file.name):

@@ -1,9 +1,11 @@
-"""Tasks: everything one job needs, resolved from the study, and nothing else.
+"""Tasks: what one job computes, built from an experiment spec, and, kept apart, how it runs.
 
-A Snakemake rule passes its task as a JSON param, so Snakemake's params trigger reruns a job exactly
-when something that job depends on changes (eval_kwargs do not touch fit tasks; n_fit is in no
-instance task, so raising it leaves existing instances alone). ExperimentManager builds the same
-tasks from its arguments, and may put classes and callables where the config has import paths.
+A task holds exactly what determines a job's numbers: agent, environments, kwargs, budget, seeds, how
+much writer data is kept. Its JSON is the Snakemake rule's params, so Snakemake reruns a job exactly
+when one of these changes, and its hash is the key under which an interrupted fit resumes. How a job
+runs (progress output, how many checkpoints it writes when that does not change the numbers, whether
+pickled checkpoints may be read) is a :class:`RunSettings`: changing it reruns nothing and keeps
+resume progress. Both drivers build their tasks here, from an :class:`~rlpipe.spec.experiment.ExperimentSpec`.
 """
 from __future__ import annotations
 
@@ -19,11 +21,16 @@ from rlpipe.io.imports import import_object
 from rlpipe.io.provenance import canonical_json, json_data, stable_hash
 from rlpipe.runtime.envs import describe_env
 from rlpipe.runtime.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
-from rlpipe.spec.config import Study
+from rlpipe.spec.experiment import ExperimentSpec
+from rlpipe.spec.search_space import tuned_keys
 
 # The optimize settings that define a study, and those that only say how much of it to run and where.
 STUDY_SETTINGS = ("n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space")
 RUN_SETTINGS = ("n_trials", "timeout", "n_optuna_workers", "storage")
+# The chunks an additive agent is fitted in when the experiment does not say.
+DEFAULT_CHUNKS = 10
+# The writer settings that only change how progress is shown (the others decide which rows are kept).
+DISPLAY_WRITER_KEYS = ("print_log", "style_log", "log_interval")
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class _Task:
     root_seed: dict[str, Any]  # seed_record of the study's root SeedSequence
 
     def to_json(self) -> str:
-        return canonical_json(asdict(self))
+        return canonical_json(self.record())
 
     @classmethod
     def from_json(cls, text: str) -> "_Task":
@@ -58,7 +65,6 @@ class AgentTask(_Task):
     train_env: Any
     eval_env: Any
     init_kwargs: dict[str, Any]
-    allow_pickle: bool
 
     @property
     def instance_seed(self) -> np.random.SeedSequence:
@@ -67,10 +73,14 @@ class AgentTask(_Task):
 
 @dataclass(frozen=True)
 class FitTask(AgentTask):
+    """One instance's fit. ``chunks`` is the number of ``fit`` calls when it changes the training (an agent whose
+    fit is not additive), else None: then how many chunks a fit is checkpointed in is a run setting."""
+
     fit_budget: int
     fit_kwargs: dict[str, Any]
-    n_checkpoints: int
-    writer_kwargs: dict[str, Any]
+    maxlen: int | None = None
+    maxlen_by_tag: dict[str, int] = field(default_factory=dict)
+    chunks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,6 @@ class OptimizeTask(_Task):
     fit_budget: int
     fit_kwargs: dict[str, Any]
     eval_kwargs: dict[str, Any]
-    allow_pickle: bool
     settings: dict[str, Any]
     n_trials: int
     timeout: float | None
@@ -146,25 +155,50 @@ class OptimizeTask(_Task):
         return self.stream(Stream.OPTIMIZE, 1)
 
 
+@dataclass(frozen=True)
+class RunSettings:
+    """How a fit or an evaluation runs, not what it computes: never a rerun trigger, never a resume key.
+
+    ``writer`` holds the writer's display settings (and, from the Python API, TensorBoard's). A rule
+    passes it as a param of a type Snakemake does not record, so changing it reruns no job.
+    """
+
+    n_checkpoints: int = 1
+    writer: dict[str, Any] = field(default_factory=dict)
+    allow_pickle: bool = False
+
+    def to_json(self) -> str:
+        return canonical_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSettings":
+        return cls(**json.loads(text))
+
+    def __str__(self) -> str:  # what a rule's shell command receives
+        return self.to_json()
+
+
 def episode_seeds(seed: np.random.SeedSequence, n: int) -> np.ndarray:
     """``n`` non-negative int64 reset seeds drawn from ``seed``; a prefix is stable when ``n`` grows."""
     return (seed.generate_state(n) >> 1).astype(np.int64)
 
 
-# The chunks an additive agent is fitted in when the experiment does not say.
-DEFAULT_CHUNKS = 10
+# ---------------------------------------------------------------------------------------------- from a spec
+def fit_task(spec: ExperimentSpec, root: np.random.SeedSequence, instance: int, fit_budget: int | None = None,
+             fit_kwargs: dict[str, Any] | None = None) -> FitTask:
+    """Instance ``instance``'s fit (the Python API may fit another budget, with more fit kwargs)."""
+    writer = spec.writer
+    chunks = None if fits_additively(spec.agent) else checkpoint_chunks(spec.n_checkpoints, spec.agent)
+    return FitTask(**_agent_fields(spec, root, instance), fit_budget=spec.fit_budget if fit_budget is None else fit_budget,
+                   fit_kwargs={**spec.fit_kwargs, **(fit_kwargs or {})}, maxlen=writer.get("maxlen"),
+                   maxlen_by_tag=dict(writer.get("maxlen_by_tag") or {}), chunks=chunks)
 
 
-# ---------------------------------------------------------------------------------------------- from a study
-def fit_task(study: Study, experiment: str, instance: int) -> FitTask:
-    spec = study.experiment(experiment)
-    return FitTask(
-        **_agent_fields(study, experiment, instance),
-        fit_budget=spec["fit_budget"],
-        fit_kwargs=spec["fit_kwargs"],
-        n_checkpoints=checkpoint_chunks(spec.get("n_checkpoints"), import_object(spec["agent"])),
-        writer_kwargs=spec["writer"],
-    )
+def run_settings(spec: ExperimentSpec, **writer: Any) -> RunSettings:
+    """How the spec's fits and evaluations run; ``writer`` adds display settings (e.g. TensorBoard's)."""
+    display = {key: spec.writer[key] for key in DISPLAY_WRITER_KEYS if key in spec.writer}
+    return RunSettings(n_checkpoints=checkpoint_chunks(spec.n_checkpoints, spec.agent), writer={**display, **writer},
+                       allow_pickle=spec.allow_pickle)
 
 
 def checkpoint_chunks(n_checkpoints: int | None, agent_class: type) -> int:
@@ -175,76 +209,48 @@ def checkpoint_chunks(n_checkpoints: int | None, agent_class: type) -> int:
     return DEFAULT_CHUNKS if fits_additively(agent_class) else 1
 
 
-def eval_task(study: Study, experiment: str, instance: int) -> EvalTask:
-    return EvalTask(**_agent_fields(study, experiment, instance), eval_kwargs=study.experiment(experiment)["eval_kwargs"])
+def eval_task(spec: ExperimentSpec, root: np.random.SeedSequence, instance: int) -> EvalTask:
+    return EvalTask(**_agent_fields(spec, root, instance), eval_kwargs=spec.eval_kwargs)
 
 
-def aggregate_task(study: Study, experiment: str) -> AggregateTask:
-    spec = study.experiment(experiment)
-    return AggregateTask(
-        experiment=experiment,
-        root_seed=_root(study),
-        agent=spec["agent"],
-        env=describe_env(spec.get("eval_env", spec.get("train_env"))),
-        fit_budget=spec["fit_budget"],
-        learning_curve=spec["learning_curve"],
-        report=study.report,
-        instances=list(range(spec["n_fit"])),
-    )
+def aggregate_task(spec: ExperimentSpec, root: np.random.SeedSequence, report: dict[str, Any]) -> AggregateTask:
+    return AggregateTask(experiment=spec.name, root_seed=seed_record(root), agent=spec.agent_path,
+                         env=describe_env(spec.evaluation_env), fit_budget=spec.fit_budget,
+                         learning_curve=spec.learning_curve, report=report, instances=list(range(spec.n_fit)))
 
 
-def optimize_task(study: Study, experiment: str) -> OptimizeTask:
-    """The task of an experiment's ``optimize`` section (a ConfigError if it has none)."""
-    spec = study.experiment(experiment)
-    if "optimize" not in spec:
-        raise ConfigError(f"experiment '{experiment}' has no 'optimize' section: add one to tune it")
-    settings = dict(spec["optimize"])
+def optimize_task(spec: ExperimentSpec, root: np.random.SeedSequence, custom_eval_function: Any = None,
+                  writer_kwargs: dict[str, Any] | None = None) -> OptimizeTask:
+    """The task of the spec's ``optimize`` section (a ConfigError if it has none); the Python API may score
+    trials with ``custom_eval_function`` and give their agents writers (``writer_kwargs``)."""
+    if spec.optimize is None:
+        raise ConfigError(f"experiment '{spec.name}' has no 'optimize' section: add one to tune it")
+    settings = spec.optimize
+    per_instance = spec.init_kwargs_per_instance
     return OptimizeTask(
-        experiment=experiment,
-        root_seed=_root(study),
-        agent=spec["agent"],
-        train_env=spec.get("train_env"),
-        eval_env=spec.get("eval_env", spec.get("train_env")),
-        init_kwargs=untuned_init_kwargs(spec["init_kwargs"], import_object(spec["agent"]), settings.get("search_space")),
-        init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
-        fit_budget=spec["fit_budget"],
-        fit_kwargs=spec["fit_kwargs"],
-        eval_kwargs=spec["eval_kwargs"],
-        allow_pickle=spec["allow_pickle"],
-        settings={k: settings.get(k) for k in STUDY_SETTINGS},
-        **{k: settings[k] for k in RUN_SETTINGS},
+        experiment=spec.name, root_seed=seed_record(root), agent=spec.agent, train_env=spec.train_env,
+        eval_env=spec.evaluation_env,
+        init_kwargs=untuned_init_kwargs(spec.init_kwargs, spec.agent, settings.get("search_space")),
+        init_kwargs_per_instance=None if per_instance is None else [dict(kw) for kw in per_instance],
+        fit_budget=spec.fit_budget, fit_kwargs=spec.fit_kwargs, eval_kwargs=spec.eval_kwargs,
+        settings={k: settings.get(k) for k in STUDY_SETTINGS}, **{k: settings[k] for k in RUN_SETTINGS},
+        custom_eval_function=custom_eval_function, writer_kwargs=writer_kwargs,
     )
 
 
 def untuned_init_kwargs(init_kwargs: dict[str, Any], agent_class: type, search_space: dict[str, Any] | None) -> dict[str, Any]:
     """The init kwargs a study shares: those it does not tune (so writing tuned values back changes nothing)."""
-    from rlpipe.spec.search_space import tuned_keys
-
     tuned = set(tuned_keys(agent_class, search_space))
     return {key: value for key, value in init_kwargs.items() if key not in tuned}
 
 
-def instance_init_kwargs(spec: dict[str, Any], instance: int) -> dict[str, Any]:
-    """``init_kwargs`` with the instance's entry of ``init_kwargs_per_instance`` merged over it."""
-    per_instance = spec.get("init_kwargs_per_instance") or [{}] * spec["n_fit"]
-    return {**spec["init_kwargs"], **per_instance[instance]}
+def agent_class(task: AgentTask | OptimizeTask) -> type:
+    """The task's agent class (JSON tasks name it by its import path)."""
+    return task.agent if isinstance(task.agent, type) else import_object(task.agent)
 
 
-def _root(study: Study) -> dict[str, Any]:
-    return seed_record(np.random.SeedSequence(study.seed))
-
-
-def _agent_fields(study: Study, experiment: str, instance: int) -> dict[str, Any]:
-    spec = study.experiment(experiment)
-    if not 0 <= instance < spec["n_fit"]:
-        raise IndexError(f"experiment '{experiment}' has instances 0..{spec['n_fit'] - 1}, not {instance}")
-    return {
-        "experiment": experiment,
-        "root_seed": _root(study),
-        "instance": instance,
-        "agent": spec["agent"],
-        "train_env": spec.get("train_env"),
-        "eval_env": spec.get("eval_env", spec.get("train_env")),
-        "init_kwargs": instance_init_kwargs(spec, instance),
-        "allow_pickle": spec["allow_pickle"],
-    }
+def _agent_fields(spec: ExperimentSpec, root: np.random.SeedSequence, instance: int) -> dict[str, Any]:
+    if not 0 <= instance < spec.n_fit:
+        raise IndexError(f"experiment '{spec.name}' has instances 0..{spec.n_fit - 1}, not {instance}")
+    return {"experiment": spec.name, "root_seed": seed_record(root), "instance": instance, "agent": spec.agent,
+            "train_env": spec.train_env, "eval_env": spec.evaluation_env, "init_kwargs": spec.instance_init_kwargs(instance)}

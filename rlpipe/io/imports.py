@@ -32,3 +32,17 @@ def import_object(path: str) -> Any:
 def object_path(obj: Any) -> str:
     """The ``pkg.mod:qualname`` import path of a class or function (inverse of :func:`import_object`)."""
     return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def importable_path(obj: Any) -> str | None:
+    """The import path that gives back ``obj`` itself, or None when there is none (a lambda, a local function,
+    a class defined in ``__main__`` or a notebook, an instance)."""
+    if not (isinstance(obj, type) or callable(obj)) or not hasattr(obj, "__qualname__"):
+        return None
+    if getattr(obj, "__module__", "__main__") == "__main__" or "<" in obj.__qualname__:
+        return None
+    path = object_path(obj)
+    try:
+        return path if import_object(path) is obj else None
+    except ImportError:
+        return None

@@ -3,12 +3,16 @@
 A manager is one experiment: ``n_fit`` instances of an agent, seeded exactly as the Snakemake rules
 seed them (instance ``i`` of experiment ``agent_name`` under the root ``seed``), fitted by
 :func:`rlpipe.core.fitting.fit_instance` and written to ``<output_dir>/instances/<i>/`` like a pipeline
-experiment folder. So ``ExperimentManager.load`` reads a pipeline's ``results/<experiment>``, and
-``to_config`` gives the pipeline config that reproduces a manager's numbers.
+experiment folder. Its arguments become the same validated
+:class:`~rlpipe.spec.experiment.ExperimentSpec` a config entry becomes (same checks, same messages, at
+construction), and every task is built from that spec as the pipeline builds it. So
+``ExperimentManager.load`` reads a pipeline's ``results/<experiment>``, and ``to_config`` gives the
+pipeline config that reproduces a manager's numbers.
 """
 from __future__ import annotations
 
 import cProfile
+import dataclasses
 import datetime as _dt
 import functools
 import io
@@ -18,6 +22,7 @@ import multiprocessing
 import multiprocessing.spawn  # not imported by `import multiprocessing`; _check_spawn_safe needs it
 import pstats
 import shutil
+import types
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -34,23 +39,25 @@ from rlpipe.agents.capabilities import call_eval, has_array_state
 from rlpipe.core import tasks
 from rlpipe.core.aggregation import aggregate_experiment, read_instance_tables
 from rlpipe.core.evaluation import evaluate_instance, load_instance_agent
-from rlpipe.core.fitting import agent_class as task_agent_class
-from rlpipe.core.fitting import agent_kwargs, fit_instance
+from rlpipe.core.fitting import agent_kwargs, fit_instance, writer_kwargs
+from rlpipe.errors import ConfigError
 from rlpipe.io.arrow import read_table
 from rlpipe.io.atomic import write_json
-from rlpipe.io.imports import import_object, object_path
+from rlpipe.io.imports import import_object
 from rlpipe.io.logs import configure_logging, default_level
 from rlpipe.io.paths import ExperimentPaths
-from rlpipe.manager.storage import OBJECTS_FILE, decode, encode, env_to_config, importable_path, read_manager_file
-from rlpipe.runtime.envs import describe_env, is_no_env, make_env, seed_env
+from rlpipe.manager.storage import OBJECTS_FILE, decode, encode, read_manager_file
+from rlpipe.runtime.envs import make_env, seed_env
 from rlpipe.runtime.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
 from rlpipe.runtime.writer import summary_writer_class
-from rlpipe.spec.config import config_schema, experiment_schema, validate_study
+from rlpipe.spec.config import load_config_file
+from rlpipe.spec.experiment import ExperimentSpec, experiment_spec, optimize_section_problems, validate_study
+from rlpipe.spec.schema import schema_defaults
 
 MANAGER_FILE = "manager.json"
 DEFAULT_OUTPUT_DIR = Path("rlpipe_data") / "temp"
 RLBERRY_API_VERSION = "0.7.3"  # the rlberry release whose ExperimentManager API this one follows
-_WRITER_DEFAULTS = {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
+_SPEC_WRITER_KEYS = ("print_log", "style_log", "log_interval", "maxlen", "maxlen_by_tag")  # the config's writer keys
 _LOGGER = logging.getLogger("rlpipe.manager")
 
 
@@ -64,6 +71,10 @@ class ExperimentManager:
     ``"thread"`` or ``"process"`` (with ``max_workers`` and ``mp_context``); ``outdir_id_style`` is
     None, ``"unique"`` or ``"timestamp"``; ``init_kwargs_per_instance`` wins over ``init_kwargs``;
     ``thread_shared_data`` is shared by reference between threads and copied into processes.
+    ``n_checkpoints`` (keyword only, as the config's key) fits an agent whose fit is not additive in
+    that many calls. Arguments that a config would reject raise :class:`~rlpipe.errors.ConfigError`
+    with the config's messages, every problem at once. The experiment is ``spec`` (frozen): build a new
+    manager to change it.
     """
 
     def __init__(
@@ -88,32 +99,37 @@ class ExperimentManager:
         default_writer_kwargs: dict[str, Any] | None = None,
         init_kwargs_per_instance: Sequence[dict[str, Any]] | None = None,
         thread_shared_data: dict[str, Any] | None = None,
+        *,
+        n_checkpoints: int | None = None,
     ) -> None:
-        self.agent_class = import_object(agent_class) if isinstance(agent_class, str) else agent_class
-        if not (isinstance(self.agent_class, type) and issubclass(self.agent_class, Agent)):
-            raise TypeError(f"agent_class must be a subclass of rlpipe.agents.Agent, got {agent_class!r}")
-        self.train_env = train_env
+        fit_kwargs = dict(fit_kwargs or {})
+        if fit_budget is None:
+            fit_budget = fit_kwargs.pop("fit_budget", None)
+        if fit_budget is None:
+            raise ConfigError("[ExperimentManager] fit_budget missing in __init__(). Pass fit_budget=... "
+                              "or fit_kwargs={'fit_budget': ...}")
+        writer = dict(default_writer_kwargs or {})
+        agent = import_object(agent_class) if isinstance(agent_class, str) and _importable(agent_class) else agent_class
+        entry = {"agent": agent, "train_env": train_env, "eval_env": eval_env, "init_kwargs": dict(init_kwargs or {}),
+                 "fit_budget": _as_budget(fit_budget, "fit_budget"), "fit_kwargs": fit_kwargs,
+                 "eval_kwargs": dict(eval_kwargs or {}), "n_fit": n_fit,
+                 "writer": {key: writer[key] for key in _SPEC_WRITER_KEYS if key in writer},
+                 "allow_pickle": not isinstance(agent, type) or not issubclass(agent, Agent) or not has_array_state(agent)}
+        if init_kwargs_per_instance is not None:
+            entry["init_kwargs_per_instance"] = [dict(kw) for kw in init_kwargs_per_instance]
+        if n_checkpoints is not None:
+            entry["n_checkpoints"] = n_checkpoints
+        name = agent_name or (getattr(agent, "name", "") or getattr(agent, "__name__", str(agent)))
+        try:
+            self.spec: ExperimentSpec = experiment_spec(name, entry)
+        except ConfigError as error:
+            problems = "\n".join(f"  - {line}" for line in str(error).splitlines())
+            raise ConfigError(f"invalid ExperimentManager arguments (experiment '{name}'):\n{problems}") from None
+        self.train_env = train_env  # as given (rlberry's attribute); the spec holds the same value
         self._eval_env = eval_env if eval_env is not None else train_env
-        self.eval_kwargs = dict(eval_kwargs or {})
-        _check_agent(self.agent_class, self.eval_kwargs, not (is_no_env(train_env) and is_no_env(self._eval_env)))
-        self.fit_kwargs = dict(fit_kwargs or {})
-        if fit_budget is None:
-            fit_budget = self.fit_kwargs.pop("fit_budget", None)
-        if fit_budget is None:
-            raise ValueError("[ExperimentManager] fit_budget missing in __init__(). Pass fit_budget=... "
-                             "or fit_kwargs={'fit_budget': ...}")
-        self.fit_budget = _as_budget(fit_budget, "fit_budget")
-        self.init_kwargs = dict(init_kwargs or {})
-        self.agent_name = agent_name or self.agent_class.name or self.agent_class.__name__
         _check_choice("parallelization", parallelization, ("thread", "process"))
         _check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
         _check_choice("outdir_id_style", outdir_id_style, (None, "unique", "timestamp"))
-        if int(n_fit) < 1:
-            raise ValueError(f"n_fit must be >= 1, got {n_fit}")
-        self.n_fit = int(n_fit)
-        if init_kwargs_per_instance is not None and len(init_kwargs_per_instance) != self.n_fit:
-            raise ValueError(f"init_kwargs_per_instance has {len(init_kwargs_per_instance)} entries but n_fit is {self.n_fit}")
-        self.init_kwargs_per_instance = [dict(kw) for kw in init_kwargs_per_instance] if init_kwargs_per_instance else None
         self.parallelization, self.max_workers, self.mp_context = parallelization, max_workers, mp_context
         self.worker_logging_level = worker_logging_level if worker_logging_level is not None else default_level()
         self.seeder = Seeder(seed)
@@ -121,7 +137,7 @@ class ExperimentManager:
         if enable_tensorboard:
             summary_writer_class()  # fail now, with the install hint, rather than in every worker
         self.outdir_id_style = outdir_id_style
-        self.default_writer_kwargs = dict(default_writer_kwargs or {})
+        self.default_writer_kwargs = writer
         self.thread_shared_data = thread_shared_data
         if thread_shared_data is not None and parallelization == "process":
             warnings.warn("thread_shared_data is copied into each process (parallelization='process'), not shared", stacklevel=2)
@@ -133,7 +149,7 @@ class ExperimentManager:
         self.writers: list[tuple[Any, dict[str, Any] | None]] = [("default", None)] * self.n_fit
         self.rlpipe_version = rlpipe.__version__
         self.rlberry_version = RLBERRY_API_VERSION
-        self.allow_pickle = True  # this manager reads back checkpoints it wrote itself
+        self.allow_pickle = True  # this manager reads back checkpoints it wrote itself (load() may say otherwise)
         self.best_hyperparams: dict[str, Any] | None = None
         self._tuned: tasks.OptimizeTask | None = None  # the task of the last optimize_hyperparams
         self._agents: dict[int, Agent] = {}
@@ -141,6 +157,19 @@ class ExperimentManager:
         self._env_rng = np.random.default_rng(self._stream(Stream.MANAGER, 1))  # seeds of build_eval_env
 
     # ------------------------------------------------------------------ rlberry names
+    agent_class = property(lambda self: self.spec.agent, doc="The agent class.")
+    agent_name = property(lambda self: self.spec.name, doc="The experiment's name: folder names and seeds derive from it.")
+    fit_budget = property(lambda self: self.spec.fit_budget)
+    n_fit = property(lambda self: self.spec.n_fit)
+    init_kwargs = property(lambda self: _read_only(self.spec.init_kwargs), doc="Shared init kwargs (read-only).")
+    fit_kwargs = property(lambda self: _read_only(self.spec.fit_kwargs))
+    eval_kwargs = property(lambda self: _read_only(self.spec.eval_kwargs))
+
+    @property
+    def init_kwargs_per_instance(self) -> list[dict[str, Any]] | None:
+        per_instance = self.spec.init_kwargs_per_instance
+        return None if per_instance is None else [dict(kw) for kw in per_instance]
+
     @property
     def output_dir_(self) -> Path:
         """The folder this manager writes to (rlberry's name for it)."""
@@ -166,10 +195,11 @@ class ExperimentManager:
         """Same experiment as rlberry compares it: agent class, per-instance init kwargs, fit and eval settings."""
         if not isinstance(other, ExperimentManager):
             return NotImplemented
-        return (self.agent_class is other.agent_class and self.fit_budget == other.fit_budget
-                and self.fit_kwargs == other.fit_kwargs and self.eval_kwargs == other.eval_kwargs
-                and [self._instance_init_kwargs(i) for i in range(self.n_fit)]
-                == [other._instance_init_kwargs(i) for i in range(other.n_fit)])
+        mine, theirs = self.spec, other.spec
+        return (mine.agent is theirs.agent and mine.fit_budget == theirs.fit_budget
+                and mine.fit_kwargs == theirs.fit_kwargs and mine.eval_kwargs == theirs.eval_kwargs
+                and [mine.instance_init_kwargs(i) for i in range(mine.n_fit)]
+                == [theirs.instance_init_kwargs(i) for i in range(theirs.n_fit)])
 
     __hash__ = None  # type: ignore[assignment]  # mutable and compared by value, as rlberry's
 
@@ -182,9 +212,9 @@ class ExperimentManager:
         budget = self.fit_budget if not budget else _as_budget(budget, "budget")
         self._claim_output_dir()
         jobs = [
-            _FitJob(task=self._fit_task(i, budget, {**self.fit_kwargs, **kwargs}), paths=self.paths.instance(i),
-                    continue_fit=self.paths.instance(i).checkpoint.is_file(), writer=self.writers[i],
-                    shared_data=self.thread_shared_data, logging_level=self.worker_logging_level)
+            _FitJob(task=tasks.fit_task(self.spec, self.seeder.seed_seq, i, budget, kwargs), run=self._run_settings(i),
+                    paths=self.paths.instance(i), continue_fit=self.paths.instance(i).checkpoint.is_file(),
+                    writer=self.writers[i], shared_data=self.thread_shared_data, logging_level=self.worker_logging_level)
             for i in range(self.n_fit)
         ]
         self._agents.clear()
@@ -202,10 +232,11 @@ class ExperimentManager:
     def generate_profile(self, budget: int | None = None, fname: str | Path | None = None) -> Path:
         """Fit instance 0 in this process under cProfile; print the 20 costliest calls and save the profile."""
         budget = self.fit_budget if budget is None else _as_budget(budget, "budget")
-        task = self._fit_task(0, budget, self.fit_kwargs)
-        agent = task_agent_class(task)(**agent_kwargs(task, self.output_dir / "profile", task.writer_kwargs))
+        task = tasks.fit_task(self.spec, self.seeder.seed_seq, 0, budget)
+        kwargs = agent_kwargs(task, self.output_dir / "profile", writer_kwargs(task, self._run_settings(0)))
+        agent = tasks.agent_class(task)(**kwargs)
         profiler = cProfile.Profile()
-        profiler.runcall(agent.fit, budget, **self.fit_kwargs)
+        profiler.runcall(agent.fit, budget, **task.fit_kwargs)
         path = Path(fname) if fname is not None else self.output_dir / f"{self.agent_name}_profile.prof"
         path.parent.mkdir(parents=True, exist_ok=True)
         profiler.dump_stats(path)
@@ -240,7 +271,7 @@ class ExperimentManager:
         ``instances/<i>/evaluation.parquet``; returns all rows."""
         for i in range(self.n_fit):
             paths = self.paths.instance(i)
-            evaluate_instance(self._eval_task(i), paths.checkpoint, paths.evaluation)
+            evaluate_instance(self._eval_task(i), paths.checkpoint, paths.evaluation, self._run_settings(i))
         return read_instance_tables(range(self.n_fit), [self.paths.instance(i) for i in range(self.n_fit)], "evaluation")
 
     def aggregate(self, learning_curve: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -248,12 +279,8 @@ class ExperimentManager:
 
         ``learning_curve`` and ``report`` take the config keys of the same names; returns the summary.
         """
-        task = tasks.AggregateTask(
-            experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), agent=object_path(self.agent_class),
-            env=describe_env(self._eval_env), fit_budget=self.fit_budget,
-            learning_curve={**_schema_defaults("learning_curve"), **(learning_curve or {})},
-            report={**_schema_defaults("report"), **(report or {})}, instances=list(range(self.n_fit)),
-        )
+        spec = dataclasses.replace(self.spec, learning_curve={**self.spec.learning_curve, **(learning_curve or {})})
+        task = tasks.aggregate_task(spec, self.seeder.seed_seq, {**schema_defaults("report"), **(report or {})})
         return aggregate_experiment(task, [self.paths.instance(i) for i in range(self.n_fit)], self.paths)
 
     def get_agent_instances(self) -> list[Agent]:
@@ -266,7 +293,7 @@ class ExperimentManager:
             checkpoint = self.paths.instance(instance).checkpoint
             if not checkpoint.is_file():
                 raise RuntimeError(f"instance {instance} of '{self.agent_name}' is not fitted yet: call fit() first")
-            self._agents[instance] = load_instance_agent(self._eval_task(instance), checkpoint)
+            self._agents[instance] = load_instance_agent(self._eval_task(instance), checkpoint, self.allow_pickle)
         return self._agents[instance]
 
     def get_writer_data(self) -> dict[int, Any] | None:
@@ -283,7 +310,7 @@ class ExperimentManager:
     def build_eval_env(self) -> Any:
         """A new evaluation environment (None without one), seeded from the manager's evaluation stream as an
         agent's environments are."""
-        env = make_env(self._eval_env)
+        env = make_env(self.spec.evaluation_env)
         if env is not None:
             seed_env(env, np.random.SeedSequence(int(self._env_rng.integers(2**63))))
         return env
@@ -351,43 +378,16 @@ class ExperimentManager:
         """The pipeline config (``seed`` and one experiment named ``agent_name``) that reproduces this manager."""
         root = self.seeder.seed_seq
         if root.spawn_key:
-            raise ValueError("a manager seeded with a spawned SeedSequence has no integer root seed for a config")
-        entry: dict[str, Any] = {
-            "agent": importable_path(self.agent_class, "agent_class"),
-            "train_env": env_to_config(self.train_env, "train_env"),
-            "init_kwargs": self.init_kwargs,
-            "fit_budget": self.fit_budget,
-            "fit_kwargs": self.fit_kwargs,
-            "eval_kwargs": self.eval_kwargs,
-            "n_fit": self.n_fit,
-            "n_checkpoints": 1,
-            "writer": {k: v for k, v in self._writer_kwargs().items() if k in _WRITER_DEFAULTS},
-        }
-        if self._eval_env is not self.train_env:
-            entry["eval_env"] = env_to_config(self._eval_env, "eval_env")
-        if self.init_kwargs_per_instance:
-            entry["init_kwargs_per_instance"] = self.init_kwargs_per_instance
-        if not has_array_state(self.agent_class):  # checkpointed with pickle: the pipeline must allow it
-            entry["allow_pickle"] = True
-        config = {"seed": int(root.entropy), "experiments": {self.agent_name: entry}}
+            raise ConfigError("a manager seeded with a spawned SeedSequence has no integer root seed for a config")
+        config = {"seed": int(root.entropy), "experiments": {self.agent_name: self.spec.to_config()}}
         validate_study(config)
         return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | str | Path, experiment: str, **kwargs: Any) -> "ExperimentManager":
         """A manager for one experiment of a pipeline config (a dict or a YAML file); ``kwargs`` override."""
-        from rlpipe.spec.config import load_config_file
-
         study = validate_study(load_config_file(config) if isinstance(config, (str, Path)) else config)
-        spec = study.experiment(experiment)
-        writer = {k: v for k, v in spec["writer"].items() if v is not None}
-        parameters = dict(
-            agent_class=spec["agent"], train_env=spec.get("train_env"), eval_env=spec.get("eval_env"),
-            init_kwargs=spec["init_kwargs"], init_kwargs_per_instance=spec.get("init_kwargs_per_instance"),
-            fit_budget=spec["fit_budget"], fit_kwargs=spec["fit_kwargs"], eval_kwargs=spec["eval_kwargs"],
-            n_fit=spec["n_fit"], agent_name=experiment, seed=study.seed, default_writer_kwargs=writer,
-        )
-        return cls(**{**parameters, **kwargs})
+        return cls(**{**spec_arguments(study.experiment(experiment)), "seed": study.seed, **kwargs})
 
     def optimize_hyperparams(self, n_trials: int = 256, timeout: float | None = 60, n_fit: int = 2,
                              n_optuna_workers: int = 2, optuna_parallelization: str = "thread",
@@ -416,17 +416,12 @@ class ExperimentManager:
         _check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
         settings = {"n_fit": n_fit, "sampler_method": sampler_method, "sampler_kwargs": dict(sampler_kwargs or {}),
                     "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space}
-        _check_optimize_settings(settings, {"n_trials": n_trials, "timeout": timeout, "n_optuna_workers": n_optuna_workers,
-                                            "storage": storage}, self.agent_class, self.init_kwargs_per_instance)
-        task = tasks.OptimizeTask(
-            experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), agent=self.agent_class,
-            train_env=self.train_env, eval_env=self._eval_env,
-            init_kwargs=tasks.untuned_init_kwargs(self.init_kwargs, self.agent_class, search_space),
-            init_kwargs_per_instance=self.init_kwargs_per_instance, fit_budget=self.fit_budget, fit_kwargs=self.fit_kwargs,
-            eval_kwargs=self.eval_kwargs, allow_pickle=self.allow_pickle, settings=settings, n_trials=n_trials,
-            timeout=timeout, n_optuna_workers=n_optuna_workers, storage=storage, custom_eval_function=custom_eval_function,
-            writer_kwargs=None if disable_evaluation_writers else self._writer_kwargs(),
-        )
+        section = _optimize_section(settings, {"n_trials": n_trials, "timeout": timeout,
+                                               "n_optuna_workers": n_optuna_workers, "storage": storage},
+                                    self.agent_class, self.init_kwargs_per_instance)
+        task = tasks.optimize_task(dataclasses.replace(self.spec, optimize=section), self.seeder.seed_seq,
+                                   custom_eval_function=custom_eval_function,
+                                   writer_kwargs=None if disable_evaluation_writers else self._run_settings().writer)
         self._claim_output_dir()
         paths = self.paths.optimize
         if not continue_previous:
@@ -438,7 +433,7 @@ class ExperimentManager:
         record = optimization.summarize_study(task, paths)
         self._tuned = task
         self.best_hyperparams = dict(record["init_kwargs"])
-        self.init_kwargs.update(self.best_hyperparams)
+        self.spec = dataclasses.replace(self.spec, init_kwargs={**self.spec.init_kwargs, **self.best_hyperparams})
         self.clear_handlers()
         self.save()
         return dict(self.best_hyperparams)
@@ -447,37 +442,24 @@ class ExperimentManager:
     def _stream(self, stream: Stream, index: int) -> np.random.SeedSequence:
         return experiment_stream(self.seeder.seed_seq, self.agent_name, stream, index)
 
-    def _instance_init_kwargs(self, instance: int) -> dict[str, Any]:
-        spec = {"init_kwargs": self.init_kwargs, "init_kwargs_per_instance": self.init_kwargs_per_instance, "n_fit": self.n_fit}
-        return tasks.instance_init_kwargs(spec, instance)
-
-    def _writer_kwargs(self, instance: int | None = None) -> dict[str, Any]:
-        kwargs = {**_WRITER_DEFAULTS, **self.default_writer_kwargs}
+    def _run_settings(self, instance: int | None = None) -> tasks.RunSettings:
+        """How this manager's fits and evaluations run: one fit call per ``fit()`` (for additive agents; the others
+        are fitted in their task's chunks), its writer settings, TensorBoard per instance when enabled."""
+        extra = {k: v for k, v in self.default_writer_kwargs.items() if k not in _SPEC_WRITER_KEYS}
         if self.enable_tensorboard and instance is not None:
-            kwargs["tensorboard_kwargs"] = {"log_dir": str(self.output_dir / "tensorboard" / str(instance))}
-        return kwargs
-
-    def _agent_fields(self, instance: int) -> dict[str, Any]:
-        return dict(experiment=self.agent_name, root_seed=seed_record(self.seeder.seed_seq), instance=instance,
-                    agent=self.agent_class, train_env=self.train_env, eval_env=self._eval_env,
-                    init_kwargs=self._instance_init_kwargs(instance), allow_pickle=self.allow_pickle)
-
-    def _fit_task(self, instance: int, budget: int, fit_kwargs: dict[str, Any]) -> tasks.FitTask:
-        return tasks.FitTask(**self._agent_fields(instance), fit_budget=budget, fit_kwargs=fit_kwargs,
-                             n_checkpoints=1, writer_kwargs=self._writer_kwargs(instance))
+            extra["tensorboard_kwargs"] = {"log_dir": str(self.paths.tensorboard / str(instance))}
+        run = tasks.run_settings(self.spec, **extra)
+        return dataclasses.replace(run, n_checkpoints=1, allow_pickle=self.allow_pickle)
 
     def _eval_task(self, instance: int) -> tasks.EvalTask:
-        return tasks.EvalTask(**self._agent_fields(instance), eval_kwargs=self.eval_kwargs)
+        return tasks.eval_task(self.spec, self.seeder.seed_seq, instance)
 
     def _parameters(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this manager (seed and folder are stored beside them)."""
-        return dict(agent_class=self.agent_class, train_env=self.train_env, fit_budget=self.fit_budget,
-                    eval_env=self._eval_env, init_kwargs=self.init_kwargs, fit_kwargs=self.fit_kwargs,
-                    eval_kwargs=self.eval_kwargs, agent_name=self.agent_name, n_fit=self.n_fit,
-                    parallelization=self.parallelization, max_workers=self.max_workers, mp_context=self.mp_context,
-                    worker_logging_level=self.worker_logging_level, enable_tensorboard=self.enable_tensorboard,
-                    default_writer_kwargs=self.default_writer_kwargs,
-                    init_kwargs_per_instance=self.init_kwargs_per_instance)
+        return {**spec_arguments(self.spec), "train_env": self.train_env, "eval_env": self._eval_env,
+                "parallelization": self.parallelization, "max_workers": self.max_workers, "mp_context": self.mp_context,
+                "worker_logging_level": self.worker_logging_level, "enable_tensorboard": self.enable_tensorboard,
+                "default_writer_kwargs": self.default_writer_kwargs}
 
     def _claim_output_dir(self) -> None:
         """Take the output folder: another manager's data in it (a fixed ``output_dir`` with
@@ -563,9 +545,9 @@ class AgentHandler:
 class _FitJob:
     """Everything one worker needs to fit one instance (picklable)."""
 
-    def __init__(self, task: tasks.FitTask, paths: Any, continue_fit: bool, writer: tuple[Any, Any],
-                 shared_data: dict[str, Any] | None, logging_level: int | str) -> None:
-        self.task, self.paths, self.continue_fit = task, paths, continue_fit
+    def __init__(self, task: tasks.FitTask, run: tasks.RunSettings, paths: Any, continue_fit: bool,
+                 writer: tuple[Any, Any], shared_data: dict[str, Any] | None, logging_level: int | str) -> None:
+        self.task, self.run, self.paths, self.continue_fit = task, run, paths, continue_fit
         self.writer, self.shared_data, self.logging_level = writer, shared_data, logging_level
 
     def prepare(self, agent: Agent) -> None:
@@ -577,12 +559,15 @@ class _FitJob:
 
 
 def _run_fit_job(job: _FitJob) -> dict[str, Any]:
+    """Fit one instance; an error keeps its type (through thread and process pools) and gains a note naming it."""
     configure_logging(job.logging_level)
     try:
-        return fit_instance(job.task, job.paths, continue_fit=job.continue_fit, prepare_agent=job.prepare,
+        return fit_instance(job.task, job.paths, job.run, continue_fit=job.continue_fit, prepare_agent=job.prepare,
                             shared_data=job.shared_data)
     except Exception as error:
-        raise RuntimeError(f"fitting instance {job.task.instance} of '{job.task.experiment}' failed: {error}") from error
+        if hasattr(error, "add_note"):  # Python >= 3.11
+            error.add_note(f"(while fitting instance {job.task.instance} of '{job.task.experiment}')")
+        raise
 
 
 class _OptimizeJob:
@@ -601,15 +586,14 @@ def _run_optimize_job(job: _OptimizeJob) -> dict[str, Any]:
     return run_worker(job.task, job.paths, job.worker, job.n_trials, job.shared_data)
 
 
-def _check_optimize_settings(settings: dict[str, Any], run: dict[str, Any], agent_class: type[Agent],
-                             init_kwargs_per_instance: list[dict[str, Any]] | None) -> None:
-    """The pipeline's checks of an ``optimize`` section (schema, then semantics), as one ValueError."""
-    from rlpipe.spec.config import optimize_section_problems
-
+def _optimize_section(settings: dict[str, Any], run: dict[str, Any], agent_class: type[Agent],
+                      init_kwargs_per_instance: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """The config's ``optimize`` section these arguments make, checked as a config's is (one ConfigError)."""
     section = {**{k: v for k, v in settings.items() if v is not None}, **run}
     problems = optimize_section_problems(section, agent_class, init_kwargs_per_instance)
     if problems:
-        raise ValueError("invalid optimize_hyperparams arguments:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError("invalid optimize_hyperparams arguments:\n" + "\n".join(f"  - {p}" for p in problems))
+    return section
 
 
 def _run_pickled(payload: bytes) -> Any:
@@ -637,29 +621,36 @@ def _as_budget(value: Any, name: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # 1e4 is a common way to write a budget
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < -1:
-        raise ValueError(f"{name} must be a positive integer, or 0 or -1 for an agent that needs no budget, got {value!r}")
+        raise ConfigError(f"{name} must be a positive integer, or 0 or -1 for an agent that needs no budget, got {value!r}")
     return int(value)
 
 
-def _schema_defaults(key: str) -> dict[str, Any]:
-    """Defaults of a config mapping such as ``eval_kwargs`` or ``report``, from the schema (one source of truth)."""
-    schema = experiment_schema()["properties"].get(key) or config_schema()["properties"][key]
-    return {name: spec["default"] for name, spec in schema["properties"].items() if "default" in spec}
+def spec_arguments(spec: ExperimentSpec) -> dict[str, Any]:
+    """The constructor arguments of a manager of ``spec`` (its seed and folder aside)."""
+    return {"agent_class": spec.agent, "train_env": spec.train_env, "eval_env": spec.eval_env,
+            "init_kwargs": dict(spec.init_kwargs), "init_kwargs_per_instance": None if spec.init_kwargs_per_instance
+            is None else [dict(kw) for kw in spec.init_kwargs_per_instance], "fit_budget": spec.fit_budget,
+            "fit_kwargs": dict(spec.fit_kwargs), "eval_kwargs": dict(spec.eval_kwargs), "n_fit": spec.n_fit,
+            "agent_name": spec.name, "default_writer_kwargs": {k: v for k, v in spec.writer.items() if v is not None},
+            "n_checkpoints": spec.n_checkpoints}
 
 
-def _check_agent(agent_class: type[Agent], eval_kwargs: dict[str, Any], has_env: bool) -> None:
-    """The pipeline's checks of what an experiment asks of its agent, at construction (a manager trusts the
-    pickles it writes itself, so only the pipeline asks for allow_pickle)."""
-    from rlpipe.spec.config import agent_capability_problems
+def _read_only(mapping: dict[str, Any]) -> Any:
+    """A read-only view: the experiment is the frozen spec, so its dicts cannot be changed through the manager."""
+    return types.MappingProxyType(mapping)
 
-    problems = agent_capability_problems(agent_class, eval_kwargs, has_env, allow_pickle=True)
-    if problems:
-        raise ValueError("invalid ExperimentManager arguments:\n" + "\n".join(f"  - {p}" for p in problems))
+
+def _importable(path: str) -> bool:
+    try:
+        import_object(path)
+    except ImportError:
+        return False
+    return True
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def _output_folder(output_dir: str | Path | None, style: str | None, name: str, unique_id: str, timestamp_id: str) -> Path:

@@ -13,10 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
 from rlpipe.io.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
-from rlpipe.io.imports import import_object, object_path
+from rlpipe.io.imports import import_object, importable_path
 
 OBJECTS_FILE = "manager_objects.pkl"
 
@@ -56,7 +54,7 @@ def _encode(value: Any, pickled: dict[str, Any]) -> Any:
         return {"__tuple__": [_encode(v, pickled) for v in value]}
     if isinstance(value, functools.partial):
         return {"__partial__": [_encode(value.func, pickled), _encode(value.args, pickled), _encode(value.keywords, pickled)]}
-    path = _import_path_or_none(value)
+    path = importable_path(value)
     if path is not None:
         return {"__import__": path}
     key = str(len(pickled))
@@ -83,41 +81,6 @@ def _decode(data: Any, objects: Any) -> Any:
     return {k: _decode(v, objects) for k, v in data.items()}
 
 
-def _import_path_or_none(obj: Any) -> str | None:
-    if not (isinstance(obj, type) or callable(obj)) or not hasattr(obj, "__qualname__"):
-        return None
-    if getattr(obj, "__module__", "__main__") == "__main__" or "<" in obj.__qualname__:
-        return None
-    path = object_path(obj)
-    try:
-        return path if import_object(path) is obj else None
-    except ImportError:
-        return None
-
-
-# ---------------------------------------------------------------------------------------------- config names
-def importable_path(obj: Any, what: str) -> str:
-    """The import path of ``obj`` for a config, or a ValueError saying why there is none."""
-    path = _import_path_or_none(obj)
-    if path is None:
-        raise ValueError(f"{what} {obj!r} cannot be named in a config: define it at the top level of an importable module")
-    return path
-
-
-def env_to_config(env: Any, what: str) -> Any:
-    """An env as a config spec: a gymnasium id, ``{id, kwargs}`` or ``{constructor, kwargs}``."""
-    if isinstance(env, (str, dict)):
-        return env
-    if isinstance(env, gym.Env):
-        raise ValueError(f"{what} is an environment instance, which a config cannot name: pass (constructor, kwargs)")
-    constructor, kwargs = env
-    kwargs = dict(kwargs or {})
-    if isinstance(constructor, str):
-        key = "id" if constructor in gym.registry else "constructor"
-        return {key: constructor, "kwargs": kwargs}
-    return {"constructor": importable_path(constructor, f"{what} constructor"), "kwargs": kwargs}
-
-
 # ---------------------------------------------------------------------------------------------- reading
 def read_manager_file(path: Path, manager_file: str) -> tuple[dict[str, Any], Path]:
     """``(record, folder)`` from a manager file, a folder holding one, or a pipeline experiment folder."""
@@ -137,12 +100,13 @@ def pipeline_record(folder: Path) -> dict[str, Any]:
     task = fits[0]["task"]
     per_instance = [r["task"]["init_kwargs"] for r in fits]
     same = all(kw == per_instance[0] for kw in per_instance)
+    writer = {**fits[0]["run"]["writer"], "maxlen": task["maxlen"], "maxlen_by_tag": task["maxlen_by_tag"]}
     parameters = {
         "agent_class": task["agent"], "agent_name": task["experiment"], "n_fit": len(fits),
         "train_env": task["train_env"], "eval_env": task["eval_env"],
         "init_kwargs": per_instance[0] if same else {}, "init_kwargs_per_instance": None if same else per_instance,
         "fit_budget": fits[0]["fit_budget"], "fit_kwargs": task["fit_kwargs"],
-        "eval_kwargs": _pipeline_eval_kwargs(folder), "default_writer_kwargs": task["writer_kwargs"],
+        "eval_kwargs": _pipeline_eval_kwargs(folder), "default_writer_kwargs": writer, "n_checkpoints": task["chunks"],
     }
     return {"rlpipe_version": fits[0]["versions"]["rlpipe"], "unique_id": f"pipeline:{task['experiment']}",
             "timestamp_id": fits[0]["finished"], "seed": task["root_seed"], "parameters": parameters}

@@ -1,6 +1,8 @@
-"""``python -m rlpipe <stage>``: the thin entry points the Snakemake rules call.
+"""The ``rlpipe`` command (also ``python -m rlpipe``): the thin entry points the Snakemake rules call.
 
-Each stage takes its task as JSON (from the rule's params) and the folder it writes to. Errors in the
+A rule's shell command is the command a person types: each stage takes its task as JSON (what it
+computes, from the rule's params), for fit and evaluate its run settings as JSON (how it runs), and the
+folder it writes to. ``rlpipe validate CONFIG`` checks a config without running anything. Errors in the
 config or in a checkpoint print one line naming the experiment and instance; an exception raised by an
 agent prints its traceback too. Either way the exit status is non-zero.
 """
@@ -18,19 +20,19 @@ from rlpipe.io.logs import configure_logging
 
 def _fit(args: argparse.Namespace) -> None:
     from rlpipe.core.fitting import fit_instance
-    from rlpipe.core.tasks import FitTask
+    from rlpipe.core.tasks import FitTask, RunSettings
     from rlpipe.io.paths import InstancePaths
 
-    fit_instance(FitTask.from_json(args.task), InstancePaths(Path(args.instance_dir)))
+    fit_instance(FitTask.from_json(args.task), InstancePaths(Path(args.instance_dir)), RunSettings.from_json(args.run))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from rlpipe.core.evaluation import evaluate_instance
-    from rlpipe.core.tasks import EvalTask
+    from rlpipe.core.tasks import EvalTask, RunSettings
     from rlpipe.io.paths import InstancePaths
 
     paths = InstancePaths(Path(args.instance_dir))
-    evaluate_instance(EvalTask.from_json(args.task), paths.checkpoint, paths.evaluation)
+    evaluate_instance(EvalTask.from_json(args.task), paths.checkpoint, paths.evaluation, RunSettings.from_json(args.run))
 
 
 def _aggregate(args: argparse.Namespace) -> None:
@@ -83,19 +85,22 @@ def _optimize_select(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from rlpipe.spec.config import load_config_file, validate_study
+    from rlpipe.spec.config import load_config_file
+    from rlpipe.spec.experiment import validate_study
 
     study = validate_study(load_config_file(args.config))
     print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rlpipe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="rlpipe", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True)
     for name, handler, folder in (("fit", _fit, "--instance-dir"), ("evaluate", _evaluate, "--instance-dir"),
                                   ("aggregate", _aggregate, "--experiment-dir")):
         stage = stages.add_parser(name, help=f"{name} stage (called by the Snakemake rule)")
-        stage.add_argument("--task", required=True, help="the task as JSON")
+        stage.add_argument("--task", required=True, help="the task as JSON: what the stage computes")
+        if name != "aggregate":
+            stage.add_argument("--run", default="{}", help="the run settings as JSON: how the stage runs")
         stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.io.paths)")
         stage.set_defaults(handler=handler)
     worker = stages.add_parser("optimize-worker", help="run trials of an experiment's hyperparameter study")

@@ -7,12 +7,15 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rlpipe.core import tasks
 from rlpipe.errors import ConfigError
 from rlpipe.io.paths import StudyPaths
-from rlpipe.spec.config import Study, config_schema, load_config_file, validate_study
+from rlpipe.spec.config import load_config_file
+from rlpipe.spec.experiment import Study, validate_study
+from rlpipe.spec.schema import config_schema
 
 PATHS = StudyPaths()
 # The experiment wildcard matches exactly the names the schema allows.
@@ -20,19 +23,20 @@ EXPERIMENT_PATTERN = config_schema()["properties"]["experiments"]["propertyNames
 
 
 def shell_prefix(workflow: Any) -> str:
-    """Prefix of every shell job: strict mode, and a shell function ``rlpipe`` that runs this workflow's rlpipe.
-
-    The function runs Snakemake's own interpreter, which has rlpipe's dependencies and skips any
-    launcher shim on PATH (pyenv's costs ~80 ms a job); in conda envs it runs the env's ``python``.
+    """Prefix of every shell job: strict mode, this workflow's rlpipe package first on PYTHONPATH, and the folder of
+    Snakemake's own interpreter first on PATH, so that the ``rlpipe`` a rule runs is the console script installed
+    beside it (no launcher shim such as pyenv's, which costs ~80 ms a job). A rule's command is thus the
+    command a person types. In a conda env without the console script, ``rlpipe`` runs ``python -m rlpipe``.
     Being shell code, not a rule variable, it changes no job's params or code when the machine changes.
     """
     from snakemake.settings.types import DeploymentMethod
 
     settings = workflow.deployment_settings
     uses_conda = settings is not None and DeploymentMethod.CONDA in settings.deployment_method
-    python = "python" if uses_conda else shlex.quote(sys.executable)
+    path = "" if uses_conda else f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
     pythonpath = shlex.quote(workflow.basedir) + "${{PYTHONPATH:+:$PYTHONPATH}}"  # braces doubled for Snakemake
-    return f'set -euo pipefail; rlpipe() {{{{ PYTHONPATH={pythonpath} {python} -m rlpipe "$@"; }}}}; '
+    fallback = 'command -v rlpipe >/dev/null || rlpipe() {{ python -m rlpipe "$@"; }}; '
+    return f"set -euo pipefail; export PYTHONPATH={pythonpath}; {path}{fallback}"
 
 
 def check_config_file_or_exit(path: str) -> None:
@@ -54,31 +58,38 @@ def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> St
 
 
 def fit_task_json(study: Study, experiment: str, instance: str) -> str:
-    return tasks.fit_task(study, experiment, int(instance)).to_json()
+    """What a fit job computes, as JSON: the rule's params, so the rerun trigger."""
+    return tasks.fit_task(study.experiment(experiment), study.root, int(instance)).to_json()
 
 
 def eval_task_json(study: Study, experiment: str, instance: str) -> str:
-    return tasks.eval_task(study, experiment, int(instance)).to_json()
+    return tasks.eval_task(study.experiment(experiment), study.root, int(instance)).to_json()
+
+
+def run_settings(study: Study, experiment: str) -> tasks.RunSettings:
+    """How the experiment's fit and evaluate jobs run. A param of this type is not recorded by Snakemake (only
+    builtin values are), so changing it reruns no job; the shell command receives its JSON."""
+    return tasks.run_settings(study.experiment(experiment))
 
 
 def aggregate_task_json(study: Study, experiment: str) -> str:
-    return tasks.aggregate_task(study, experiment).to_json()
+    return tasks.aggregate_task(study.experiment(experiment), study.root, study.report).to_json()
 
 
 def optimize_task_json(study: Study, experiment: str) -> str:
-    return tasks.optimize_task(study, experiment).to_json()
+    return tasks.optimize_task(study.experiment(experiment), study.root).to_json()
 
 
 def optimize_worker_files(study: Study, experiment: str) -> list[str]:
     """The records of the experiment's ``n_optuna_workers`` worker jobs."""
     paths = PATHS.experiment(experiment).optimize
-    return [str(paths.worker_record(k)) for k in range(tasks.optimize_task(study, experiment).n_optuna_workers)]
+    return [str(paths.worker_record(k)) for k in range(study.experiment(experiment).optimize["n_optuna_workers"])]
 
 
 def optimize_outputs(study: Study) -> list[str]:
     """What the ``optimize`` target builds: the best init kwargs of every experiment with an ``optimize`` section."""
     return [str(PATHS.experiment(name).optimize.best_init_kwargs) for name, spec in study.experiments.items()
-            if "optimize" in spec]
+            if spec.optimize is not None]
 
 
 def writeback_config_file(configfiles: Sequence[str], experiment: str) -> str:
@@ -94,7 +105,7 @@ def writeback_config_file(configfiles: Sequence[str], experiment: str) -> str:
 def instance_files(study: Study, experiment: str, kind: str) -> list[str]:
     """``kind`` (an InstancePaths attribute) of every instance of ``experiment``."""
     paths = PATHS.experiment(experiment)
-    return [str(getattr(paths.instance(i), kind)) for i in range(study.experiment(experiment)["n_fit"])]
+    return [str(getattr(paths.instance(i), kind)) for i in range(study.experiment(experiment).n_fit)]
 
 
 def summary_files(study: Study) -> list[str]:

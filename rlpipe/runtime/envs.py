@@ -24,8 +24,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
-from rlpipe.errors import EnvSpecError
-from rlpipe.io.imports import import_object
+from rlpipe.errors import ConfigError, EnvSpecError
+from rlpipe.io.imports import import_object, importable_path
 from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
 
 EnvSpec = Any  # str | Mapping | tuple | gym.Env
@@ -71,6 +71,32 @@ def seed_env(env: Any, seed: np.random.SeedSequence) -> None:
                               (getattr(env, "observation_space", None), observation_seed)):
         if isinstance(space, gym.spaces.Space):
             space.seed(space_seed)
+
+
+def env_to_config(spec: EnvSpec, what: str) -> Any:
+    """An env spec as a config writes it: a gymnasium id, ``{id, kwargs}`` or ``{constructor, kwargs}`` with
+    import paths; a ConfigError names what a config cannot name (an env instance, a lambda)."""
+    if is_no_env(spec) or isinstance(spec, str):
+        return None if is_no_env(spec) else spec
+    if isinstance(spec, gym.Env):
+        raise ConfigError(f"{what} is an environment instance, which a config cannot name: pass (constructor, kwargs)")
+    if isinstance(spec, Mapping):
+        constructor = spec.get("constructor")
+        if constructor is None or isinstance(constructor, str):
+            return dict(spec)
+        return {**spec, "constructor": _config_name(constructor, f"{what} constructor")}
+    constructor, kwargs = spec
+    kwargs = dict(kwargs or {})
+    if isinstance(constructor, str):
+        return {"id" if constructor in gym.registry else "constructor": constructor, "kwargs": kwargs}
+    return {"constructor": _config_name(constructor, f"{what} constructor"), "kwargs": kwargs}
+
+
+def _config_name(obj: Any, what: str) -> str:
+    path = importable_path(obj)
+    if path is None:
+        raise ConfigError(f"{what} {obj!r} cannot be named in a config: define it at the top level of an importable module")
+    return path
 
 
 def check_env_spec(spec: EnvSpec) -> None:

@@ -46,15 +46,15 @@ from optuna.trial import FrozenTrial, TrialState
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import eval_settings, fits_additively
 from rlpipe.core.evaluation import score_agent
-from rlpipe.core.fitting import agent_class, agent_kwargs
-from rlpipe.core.tasks import AgentTask, OptimizeTask, episode_seeds
+from rlpipe.core.fitting import agent_kwargs
+from rlpipe.core.tasks import AgentTask, OptimizeTask, agent_class, episode_seeds
 from rlpipe.errors import OptimizationError
 from rlpipe.io.paths import OptimizePaths
 from rlpipe.io.provenance import library_versions, utc_now
 from rlpipe.runtime.seeding import seed_record
+from rlpipe.spec.config import plain_value
 from rlpipe.spec.search_space import sample_init_kwargs
 from rlpipe.tuning.samplers import grid_size, make_pruner, make_sampler
-from rlpipe.tuning.writeback import plain_value
 
 FAILURES_BEFORE_GIVING_UP = 3
 _INTERRUPTED = "interrupted"
@@ -310,7 +310,7 @@ def _trial_agent(cls: type[Agent], task: OptimizeTask, number: int, instance: in
                          "a parameter set per instance cannot be tuned")
     agent_task = AgentTask(experiment=task.experiment, root_seed=task.root_seed, instance=instance, agent=task.agent,
                            train_env=task.train_env, eval_env=task.eval_env,
-                           init_kwargs={**task.init_kwargs, **sampled, **own}, allow_pickle=task.allow_pickle)
+                           init_kwargs={**task.init_kwargs, **sampled, **own})
     kwargs = agent_kwargs(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data,
                           seeder=task.trial_seed(number, instance, 0))
     agent = cls(**kwargs)

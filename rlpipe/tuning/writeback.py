@@ -17,7 +17,6 @@ import fcntl
 import io
 import itertools
 import math
-import numbers
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -35,7 +34,8 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from rlpipe.errors import ConfigError
 from rlpipe.io.atomic import write_text
-from rlpipe.spec.config import validate_study, yaml11_float_text
+from rlpipe.spec.config import plain_value, yaml11_float_text
+from rlpipe.spec.experiment import validate_study
 
 # Where a new init_kwargs goes: after the last of these keys present (the order of config/README.md).
 _INSERT_AFTER = ("agent", "train_env", "eval_env")
@@ -195,24 +195,6 @@ def _experiment_entry(data: Any, experiment: str, path: Path) -> Mapping[str, An
 
 
 # ---------------------------------------------------------------------------------------------- values
-def plain_value(value: Any, where: str) -> Any:
-    """``value`` as a plain YAML- and JSON-able Python value (numpy scalars from Optuna become int/float,
-    tuples lists); anything else is a ConfigError naming ``where``."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [plain_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, Mapping):
-        return {str(key): plain_value(item, f"{where}.{key}") for key, item in value.items()}
-    raise ConfigError(f"{where}: cannot write a value of type {type(value).__name__} to a YAML config")
-
-
 def _same(old: Any, new: Any) -> bool:
     """Equal and of the same type, so 1 → 1.0 or 1 → True counts as a change (the YAML differs)."""
     if isinstance(old, list) and isinstance(new, list):

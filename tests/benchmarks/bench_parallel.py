@@ -25,7 +25,7 @@ from rlpipe.core import tasks  # noqa: E402
 from rlpipe.core.fitting import agent_class, agent_kwargs  # noqa: E402
 from rlpipe.io.paths import StudyPaths  # noqa: E402
 from rlpipe.runtime.writer import DefaultWriter  # noqa: E402
-from rlpipe.spec.config import validate_study  # noqa: E402
+from rlpipe.spec.experiment import validate_study  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 N_INSTANCES = 8
@@ -44,7 +44,7 @@ def time_bare(config: dict) -> float:
     start = time.perf_counter()
     for instance in range(N_INSTANCES):
         task = tasks.fit_task(study, "bench", instance)
-        agent = agent_class(task)(**agent_kwargs(task, Path(tempfile.gettempdir()), task.writer_kwargs))
+        agent = agent_class(task)(**agent_kwargs(task, Path(tempfile.gettempdir()), {"print_log": False}))
         agent.fit(task.fit_budget, **task.fit_kwargs)
     return time.perf_counter() - start
 

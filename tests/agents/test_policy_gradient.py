@@ -8,7 +8,7 @@ import pytest
 from rlpipe.agents.policy_gradient import PolicyGradientAgent
 from rlpipe.runtime.rollouts import run_episodes
 
-from agent_checks import assert_same_agent, writer_rows
+from agent_assertions import assert_same_agent, writer_rows
 
 # Small and fast: a few updates in a few hundred steps.
 SMALL = {"n_steps": 64, "n_minibatches": 4, "n_epochs": 2, "hidden_sizes": (16, 16)}

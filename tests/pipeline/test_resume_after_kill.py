@@ -1,4 +1,5 @@
-"""Fault injection: fits SIGKILLed at random moments resume to exactly the uninterrupted results."""
+"""Fault injection: fits SIGKILLed after some of their chunks were saved resume after those chunks, to exactly
+the uninterrupted results (the record says where each resumed, so a test cannot pass on a fresh fit)."""
 from __future__ import annotations
 
 import json
@@ -12,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from study_tasks import fit_task, run_settings
 
-from rlpipe.core import tasks
 from rlpipe.io.paths import InstancePaths
-from rlpipe.spec.config import validate_study
+from rlpipe.spec.experiment import validate_study
 
-from snakemake_runner import SNAKEFILE, ok, run_snakemake
+from snakemake_runner import RLPIPE, SNAKEFILE, ok, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -36,12 +37,24 @@ CONFIG = {
         }
     },
 }
-KILL_DELAYS_S = np.random.default_rng(2024).uniform(0.4, 1.6, size=4).round(2).tolist()
+CHUNK = 30000 // 8
+# (chunks saved before the kill, extra seconds into the next chunk): kills land mid-chunk, at several points
+KILLS = [(1, 0.0), (3, 0.05), (6, 0.1)]
 
 
 def fit_command(folder: Path) -> list[str]:
-    task = tasks.fit_task(validate_study(CONFIG), "pg", 0).to_json()
-    return [sys.executable, "-m", "rlpipe", "fit", "--task", task, "--instance-dir", str(folder)]
+    study = validate_study(CONFIG)
+    task, run = fit_task(study, "pg", 0).to_json(), str(run_settings(study, "pg"))
+    return [RLPIPE, "fit", "--task", task, "--run", run, "--instance-dir", str(folder)]
+
+
+def wait_for_progress(progress: Path, budget: int, process: subprocess.Popen) -> None:
+    """Until the fit's progress record says it saved ``budget`` of its budget (or the process ended)."""
+    deadline = time.monotonic() + 120
+    while not (progress.is_file() and json.loads(progress.read_text() or "{}").get("budget_done", 0) >= budget):
+        assert process.poll() is None, "the fit ended before the kill"
+        assert time.monotonic() < deadline, f"the fit never saved {budget} of its budget"
+        time.sleep(0.01)
 
 
 def outputs(folder: Path) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict]:
@@ -71,17 +84,23 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("delay", KILL_DELAYS_S)
-def test_a_killed_fit_resumes_to_the_uninterrupted_result(tmp_path: Path, uninterrupted: Path, delay: float) -> None:
+@pytest.mark.parametrize("chunks, delay", KILLS)
+def test_a_killed_fit_resumes_after_its_last_saved_chunk(tmp_path: Path, uninterrupted: Path, chunks: int,
+                                                          delay: float) -> None:
     folder = tmp_path / "instance"
     job = subprocess.Popen(fit_command(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_progress(InstancePaths(folder).progress / "progress.json", chunks * CHUNK, job)
     time.sleep(delay)
     job.send_signal(signal.SIGKILL)
     job.wait()
     assert job.returncode == -signal.SIGKILL, "the fit finished before the kill: lengthen it"
     assert not InstancePaths(folder).fit_record.exists()  # nothing vouches for a half-done fit
+    saved = json.loads((InstancePaths(folder).progress / "progress.json").read_text())["budget_done"]
+    assert saved >= chunks * CHUNK
     result = subprocess.run(fit_command(folder), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+    record = json.loads(InstancePaths(folder).fit_record.read_text())
+    assert record["resumed_at"] == saved and sum(record["chunks"]) == 30000 - saved  # it resumed, it did not refit
     assert_same_outputs(folder, uninterrupted)
 
 
@@ -93,16 +112,13 @@ def test_snakemake_killed_mid_fit_resumes_with_rerun_incomplete(tmp_path: Path, 
                "--configfile", str(workdir / "config.yaml"), "--cores", "1"]
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     progress = workdir / "results" / "pg" / "instances" / "0" / "progress" / "progress.json"
-    deadline = time.monotonic() + 120
-    while not (progress.is_file() and json.loads(progress.read_text() or "{}").get("chunks_done", 0) >= 2):
-        assert time.monotonic() < deadline, "the fit never saved two chunks"
-        time.sleep(0.05)
+    wait_for_progress(progress, 2 * CHUNK, run)
     os.killpg(run.pid, signal.SIGKILL)  # Snakemake and its job, as a scheduler's wall-time limit would
     run.wait()
 
     ok(run_snakemake(workdir, CONFIG, "--unlock"))
     result = ok(run_snakemake(workdir, CONFIG, "--rerun-incomplete", cores=1))
     folder = workdir / "results" / "pg" / "instances" / "0"
-    assert "resuming pg[0] after chunk" in (folder / "fit.log").read_text(), result.stderr
-    assert json.loads((folder / "fit.json").read_text())["resumed_after_chunk"] >= 2
+    assert "resuming pg[0] after" in (folder / "fit.log").read_text(), result.stderr
+    assert json.loads((folder / "fit.json").read_text())["resumed_at"] >= 2 * CHUNK
     assert_same_outputs(folder, uninterrupted)

@@ -5,14 +5,14 @@ import json
 
 import pandas as pd
 import pytest
+from study_tasks import aggregate_task, eval_task, fit_task
 
-from rlpipe.core import tasks
 from rlpipe.core.aggregation import aggregate_experiment
 from rlpipe.core.evaluation import evaluate_instance
 from rlpipe.core.fitting import fit_instance
 from rlpipe.errors import RlpipeError
 from rlpipe.io.paths import StudyPaths
-from rlpipe.spec.config import validate_study
+from rlpipe.spec.experiment import validate_study
 
 CONFIG = {"seed": 5, "report": {"bootstrap_samples": 500}, "experiments": {"lake": {
     "agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 500, "n_fit": 3,
@@ -25,13 +25,13 @@ def fitted(tmp_path):
     study = validate_study(CONFIG)
     paths = StudyPaths(tmp_path).experiment("lake")
     for i in range(3):
-        fit_instance(tasks.fit_task(study, "lake", i), paths.instance(i))
-        evaluate_instance(tasks.eval_task(study, "lake", i), paths.instance(i).checkpoint, paths.instance(i).evaluation)
+        fit_instance(fit_task(study, "lake", i), paths.instance(i))
+        evaluate_instance(eval_task(study, "lake", i), paths.instance(i).checkpoint, paths.instance(i).evaluation)
     return study, paths
 
 
 def aggregate(study, paths):
-    task = tasks.aggregate_task(study, "lake")
+    task = aggregate_task(study, "lake")
     return aggregate_experiment(task, [paths.instance(i) for i in task.instances], paths)
 
 

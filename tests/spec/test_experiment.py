@@ -1,4 +1,5 @@
-"""rlpipe.spec.config: defaults, one clear message per problem, YAML loading, accepted init kwargs."""
+"""rlpipe.spec.experiment (and the config files of rlpipe.spec.config): the validated spec, its defaults, one
+clear message per problem whichever driver builds it, YAML loading, accepted init kwargs."""
 from __future__ import annotations
 
 import copy
@@ -11,13 +12,9 @@ import yaml
 from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
 from rlpipe.errors import ConfigError
 from rlpipe.runtime.keywords import accepted_keywords
-from rlpipe.spec.config import (
-    RESERVED_INIT_KWARGS,
-    Study,
-    experiment_schema,
-    load_config_file,
-    validate_study,
-)
+from rlpipe.spec.config import load_config_file
+from rlpipe.spec.experiment import RESERVED_INIT_KWARGS, ExperimentSpec, Study, validate_study
+from rlpipe.spec.schema import experiment_schema
 
 EXPERIMENT = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 100}
 MINIMAL = {"experiments": {"e": EXPERIMENT}}
@@ -45,19 +42,20 @@ def test_minimal_config_gets_every_default():
     assert study.seed == 42
     assert study.report == {"confidence": 0.95, "bootstrap_samples": 10000}
     assert list(study.experiments) == ["e"]
-    assert study.experiment("e") == {
-        "agent": "rlpipe.agents.QLearningAgent",
-        "train_env": "FrozenLake-v1",
-        "fit_budget": 100,
-        "init_kwargs": {},
-        "fit_kwargs": {},
-        "eval_kwargs": {},  # passed to eval as written; the rollout defaults are those of AgentWithSimplePolicy.eval
-        "n_fit": 4,
-        "n_checkpoints": None,  # resolved per agent: 10 chunks for an additive fit, 1 otherwise
-        "writer": {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None},
-        "learning_curve": {"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1},
-        "allow_pickle": False,
-    }
+    assert study.experiment("e") == ExperimentSpec(
+        name="e",
+        agent=QLearningAgent,
+        train_env="FrozenLake-v1",
+        fit_budget=100,
+        init_kwargs={},
+        fit_kwargs={},
+        eval_kwargs={},  # passed to eval as written; the rollout defaults are those of AgentWithSimplePolicy.eval
+        n_fit=4,
+        n_checkpoints=None,  # resolved per agent: 10 chunks for an additive fit, 1 otherwise
+        writer={"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None, "maxlen_by_tag": {}},
+        learning_curve={"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1},
+        allow_pickle=False,
+    )
 
 
 def test_defaults_fill_partial_sections_and_env_mappings():
@@ -66,9 +64,9 @@ def test_defaults_fill_partial_sections_and_env_mappings():
     cfg["report"] = {"confidence": 0.9}
     study = validate_study(cfg)
     e = study.experiment("e")
-    assert e["eval_kwargs"] == {"n_simulations": 3}
-    assert e["writer"] == {"print_log": False, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
-    assert e["train_env"] == {"id": "FrozenLake-v1", "kwargs": {}, "wrappers": []}
+    assert e.eval_kwargs == {"n_simulations": 3}
+    assert e.writer == {"print_log": False, "style_log": "multi_line", "log_interval": 3, "maxlen": None, "maxlen_by_tag": {}}
+    assert e.train_env == {"id": "FrozenLake-v1", "kwargs": {}, "wrappers": []}
     assert study.report == {"confidence": 0.9, "bootstrap_samples": 10000}
 
 
@@ -77,9 +75,9 @@ def test_given_values_are_kept():
     cfg["seed"] = 0
     study = validate_study(cfg)
     assert study.seed == 0
-    assert study.experiment("e")["n_fit"] == 2
-    assert study.experiment("e")["init_kwargs"] == {"learning_rate": 0.5}
-    assert study.experiment("e")["eval_env"] == "FrozenLake8x8-v1"
+    assert study.experiment("e").n_fit == 2
+    assert study.experiment("e").init_kwargs == {"learning_rate": 0.5}
+    assert study.experiment("e").eval_env == "FrozenLake8x8-v1"
 
 
 def test_input_is_not_mutated():
@@ -248,7 +246,7 @@ class ModeAgent(QLearningAgent):
 
 def test_other_strings_in_init_kwargs_are_fine():
     study = validate_study(config(agent=f"{__name__}:ModeAgent", init_kwargs={"mode": "e5", "gamma": 0.5}))
-    assert study.experiment("e")["init_kwargs"] == {"mode": "e5", "gamma": 0.5}
+    assert study.experiment("e").init_kwargs == {"mode": "e5", "gamma": 0.5}
 
 
 @pytest.mark.parametrize("cfg", [config(n_fit=2.0), config(n_checkpoints=2.0), top(seed=3.0)],
@@ -263,7 +261,7 @@ def test_load_config_file(tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(MINIMAL))
     assert load_config_file(path) == MINIMAL
-    assert validate_study(load_config_file(str(path))).experiment("e")["n_fit"] == 4
+    assert validate_study(load_config_file(str(path))).experiment("e").n_fit == 4
 
 
 @pytest.mark.parametrize(

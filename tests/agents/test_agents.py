@@ -16,7 +16,7 @@ from rlpipe.errors import CheckpointError
 from rlpipe.io.checkpoint import COMPRESSED_PICKLE_MAGIC, META_KEY, PICKLE_MAGIC, read_checkpoint
 from rlpipe.runtime.rollouts import run_episodes
 
-from agent_checks import assert_same_agent, assert_same_state, writer_rows
+from agent_assertions import assert_same_agent, assert_same_state, writer_rows
 from helpers_agents import PickledCounterAgent
 
 FL = "FrozenLake-v1"

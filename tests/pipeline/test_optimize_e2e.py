@@ -19,8 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from snakemake_runner import SNAKEFILE, env_with_tests_on_pythonpath, ok, run_snakemake
-from test_workflow_e2e import PNG_MAGIC, snapshot
+from snakemake_runner import PNG_MAGIC, SNAKEFILE, env_with_tests_on_pythonpath, ok, run_snakemake, snapshot
 
 pytestmark = pytest.mark.e2e
 

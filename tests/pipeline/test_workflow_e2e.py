@@ -11,11 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from snakemake_runner import SNAKEFILE, ok, run_snakemake
+from snakemake_runner import PNG_MAGIC, SNAKEFILE, ok, run_snakemake, snapshot
 
 pytestmark = pytest.mark.e2e
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 TINY = {
     "seed": 7,
@@ -44,11 +42,6 @@ TINY = {
 
 def instance_dir(workdir: Path, experiment: str, instance: int) -> Path:
     return workdir / "results" / experiment / "instances" / str(instance)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[float, bytes]]:
-    """mtime and content of every file below ``folder`` (to show what a run touched)."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def without_times(frame: pd.DataFrame) -> pd.DataFrame:

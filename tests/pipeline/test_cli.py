@@ -10,14 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from study_tasks import eval_task, fit_task, run_settings
 
-from rlpipe.core.tasks import eval_task, fit_task
 from rlpipe.io.paths import InstancePaths
 from rlpipe.pipeline.cli import main
-from rlpipe.spec.config import validate_study
+from rlpipe.spec.experiment import validate_study
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD = {
     "seed": 2,
@@ -36,11 +35,6 @@ GOOD = {
 }
 
 
-@pytest.fixture(autouse=True)
-def helpers_importable(monkeypatch):
-    monkeypatch.syspath_prepend(str(TESTS))
-
-
 def write_config(tmp_path: Path, config: dict, name: str = "study.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -51,6 +45,9 @@ def fit_json(**experiment_overrides) -> str:
     config = json.loads(json.dumps(GOOD))
     config["experiments"]["ql"].update(experiment_overrides)
     return fit_task(validate_study(config), "ql", 1).to_json()
+
+
+QUIET = str(run_settings(validate_study(GOOD), "ql"))  # how GOOD's jobs run: writer.print_log false
 
 
 # ---------------------------------------------------------------------------------------------- validate
@@ -114,11 +111,12 @@ def test_missing_stage_is_a_usage_error(capsys):
 # ---------------------------------------------------------------------------------------------- fit / evaluate
 def test_fit_and_evaluate_succeed(tmp_path, capsys):
     folder = tmp_path / "ql" / "instances" / "1"
-    assert main(["fit", "--task", fit_json(), "--instance-dir", str(folder)]) == 0
+    assert main(["fit", "--task", fit_json(), "--run", QUIET, "--instance-dir", str(folder)]) == 0
     paths = InstancePaths(folder)
-    assert json.loads(paths.fit_record.read_text())["total_env_steps"] == 300
+    record = json.loads(paths.fit_record.read_text())
+    assert record["total_env_steps"] == 300 and record["chunks"] == [100, 100, 100]  # the run's n_checkpoints
     task = eval_task(validate_study(GOOD), "ql", 1)
-    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 0
+    assert main(["evaluate", "--task", task.to_json(), "--run", QUIET, "--instance-dir", str(folder)]) == 0
     table = pq.read_table(paths.evaluation)
     assert table.num_rows == 3
     assert table.column("seed").to_pylist() == task.episode_seeds.tolist()
@@ -178,11 +176,13 @@ def test_evaluate_untrusted_pickle_is_one_line(tmp_path, capsys):
     assert main(["fit", "--task", fit_json(**overrides), "--instance-dir", str(folder)]) == 0
     config = json.loads(json.dumps(GOOD))
     config["experiments"]["ql"].update(overrides)
-    task = dataclasses.replace(eval_task(validate_study(config), "ql", 1), allow_pickle=False)  # validation would refuse it
+    study = validate_study(config)
+    task = eval_task(study, "ql", 1).to_json()
+    untrusted = dataclasses.replace(run_settings(study, "ql"), allow_pickle=False)  # validation would refuse it
     capsys.readouterr()
-    assert main(["evaluate", "--task", task.to_json(), "--instance-dir", str(folder)]) == 1
+    assert main(["evaluate", "--task", task, "--run", str(untrusted), "--instance-dir", str(folder)]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "allow_pickle" in lines[0]
     assert lines[0].startswith("rlpipe evaluate (experiment 'ql', instance 1): ")
-    trusted = dataclasses.replace(task, allow_pickle=True)
-    assert main(["evaluate", "--task", trusted.to_json(), "--instance-dir", str(folder)]) == 0
+    trusted = str(run_settings(study, "ql"))
+    assert main(["evaluate", "--task", task, "--run", trusted, "--instance-dir", str(folder)]) == 0

@@ -20,14 +20,15 @@ import pytest
 import yaml
 from filelock import FileLock
 from optuna.trial import FixedTrial, TrialState
+from study_tasks import optimize_task
 
 from rlpipe.agents import QLearningAgent
 from rlpipe.core.plots import importance_figure, optimization_history_figure
-from rlpipe.core.tasks import OptimizeTask, optimize_task
+from rlpipe.core.tasks import OptimizeTask
 from rlpipe.errors import ConfigError, OptimizationError
 from rlpipe.io.paths import OptimizePaths
 from rlpipe.io.provenance import library_versions
-from rlpipe.spec.config import optimize_section_problems, validate_study
+from rlpipe.spec.experiment import optimize_section_problems, validate_study
 from rlpipe.spec.optimize import sampler_problems
 from rlpipe.spec.search_space import grid_values, tuned_keys
 from rlpipe.tuning.report import parameter_importances, trials_table
@@ -521,7 +522,7 @@ def test_bad_optimize_sections_are_rejected_naming_the_key(optimize, experiment,
 def test_minimal_optimize_section_gets_its_defaults() -> None:
     spec = {**peak_experiment(), "optimize": {}}
     study = validate_study({"seed": 3, "experiments": {"peak": spec}})
-    assert study.experiments["peak"]["optimize"] == {
+    assert study.experiments["peak"].optimize == {
         "n_trials": 32, "timeout": None, "n_fit": 2, "n_optuna_workers": 2, "sampler_method": "optuna_default",
         "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None}
     task = optimize_task(study, "peak")

@@ -1,4 +1,9 @@
-"""rlpipe.core.tasks: tasks built from a study, JSON round trips, hashes, and per-instance seeds."""
+"""rlpipe.core.tasks: tasks built from a spec, JSON round trips, what a change reruns, and per-instance seeds.
+
+What a task holds is what a change reruns (its JSON is the rule's params, its hash the resume key); run
+settings are kept apart. The tests named ``test_rerun_*`` check each row of the config README's "What a
+change reruns" table as a property of task JSON; tests/pipeline proves with Snakemake that the JSON is the trigger.
+"""
 from __future__ import annotations
 
 import copy
@@ -8,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rlpipe.core.tasks import AggregateTask, EvalTask, FitTask, aggregate_task, eval_task, fit_task, instance_init_kwargs
+from rlpipe.core import tasks
+from rlpipe.core.tasks import AggregateTask, EvalTask, FitTask, RunSettings
 from rlpipe.runtime.seeding import Stream, experiment_stream, seed_record
-from rlpipe.spec.config import validate_study
+from rlpipe.spec.experiment import validate_study
 
 BASE = {
     "seed": 5,
@@ -43,6 +49,18 @@ def study(seed: int | None = None, **overrides: Any):
     return validate_study(cfg)
 
 
+def fit_task(s, name: str, instance: int) -> FitTask:
+    return tasks.fit_task(s.experiment(name), s.root, instance)
+
+
+def eval_task(s, name: str, instance: int) -> EvalTask:
+    return tasks.eval_task(s.experiment(name), s.root, instance)
+
+
+def aggregate_task(s, name: str) -> AggregateTask:
+    return tasks.aggregate_task(s.experiment(name), s.root, s.report)
+
+
 def draws(seq: np.random.SeedSequence) -> list[int]:
     return np.random.default_rng(seq).integers(0, 2**62, size=4).tolist()
 
@@ -53,15 +71,16 @@ def test_fit_task_fields():
     assert isinstance(task, FitTask)
     assert task.experiment == "ql"
     assert task.instance == 1
-    assert task.agent == "rlpipe.agents.QLearningAgent"
+    assert task.record()["agent"] == "rlpipe.agents.q_learning:QLearningAgent"  # one name, whichever driver
     assert task.train_env == {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}, "wrappers": []}
     assert task.eval_env == task.train_env  # defaults to train_env
     assert task.init_kwargs == {"learning_rate": 0.5, "gamma": 0.9}
     assert task.fit_budget == 300
     assert task.fit_kwargs == {}
-    assert task.n_checkpoints == 10
-    assert task.writer_kwargs == {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None}
-    assert task.allow_pickle is False
+    assert task.maxlen is None and task.maxlen_by_tag == {}
+    assert task.chunks is None  # Q-learning's fit is additive: its chunks are a run setting
+    assert tasks.run_settings(study().experiment("ql")) == RunSettings(
+        n_checkpoints=10, writer={"print_log": True, "style_log": "multi_line", "log_interval": 3}, allow_pickle=False)
     assert task.root_seed == seed_record(np.random.SeedSequence(5)) == {"entropy": 5, "spawn_key": []}
 
 
@@ -78,7 +97,7 @@ def test_eval_task_fields():
 def test_aggregate_task_fields():
     task = aggregate_task(study(), "vi")
     assert isinstance(task, AggregateTask)
-    assert task.agent == "rlpipe.agents.ValueIterationAgent"
+    assert task.agent == "rlpipe.agents.value_iteration:ValueIterationAgent"
     assert task.env == "FrozenLake8x8-v1"  # the evaluation env names the experiment
     assert task.fit_budget == 20
     assert task.instances == [0, 1, 2, 3]
@@ -97,7 +116,7 @@ def test_unknown_experiment():
 
 @pytest.mark.parametrize("make", [fit_task, eval_task])
 @pytest.mark.parametrize("instance", [-1, 3, 100])
-def test_instance_out_of_range(make, instance):
+def test_instance_out_of_range(make, instance):  # noqa: F811
     with pytest.raises(IndexError, match=rf"experiment 'ql' has instances 0\.\.2, not {instance}"):
         make(study(), "ql", instance)
 
@@ -117,7 +136,7 @@ def test_json_round_trip(make, cls):
     text = task.to_json()
     assert json.loads(text)["experiment"] == task.experiment
     back = cls.from_json(text)
-    assert back == task
+    assert back.record() == task.record()  # the JSON names the agent class by its import path
     assert back.task_hash() == task.task_hash()
     assert back.to_json() == text
 
@@ -173,7 +192,7 @@ def test_fit_hash_changes_with_the_seed_and_the_instance():
 )
 def test_fit_hash_ignores_what_the_fit_does_not_depend_on(changed):
     assert fit_hash(study(**changed)) == fit_hash(study())
-    assert fit_task(study(**changed), "ql", 2) == fit_task(study(), "ql", 2)
+    assert fit_task(study(**changed), "ql", 2).record() == fit_task(study(), "ql", 2).record()
 
 
 def test_fit_hash_does_not_depend_on_other_experiments():
@@ -202,15 +221,6 @@ def test_init_kwargs_per_instance_merged_over_init_kwargs():
     assert fit_hash(s, 1) != fit_hash(study(), 1)
 
 
-def test_instance_init_kwargs_without_per_instance():
-    spec = {"init_kwargs": {"a": 1}, "n_fit": 2}
-    assert instance_init_kwargs(spec, 1) == {"a": 1}
-    spec["init_kwargs_per_instance"] = [{"a": 2}, {"b": 3}]
-    assert instance_init_kwargs(spec, 0) == {"a": 2}
-    assert instance_init_kwargs(spec, 1) == {"a": 1, "b": 3}
-    assert spec["init_kwargs"] == {"a": 1}  # not mutated
-
-
 # ---------------------------------------------------------------------------------------------- seeds
 def test_instance_seeds_differ_across_instances_experiments_and_studies():
     s = study()
@@ -231,7 +241,7 @@ def test_instance_seed_unchanged_when_n_fit_grows():
     small, large = study(n_fit=2), study(n_fit=10)
     for i in range(2):
         assert draws(fit_task(small, "ql", i).instance_seed) == draws(fit_task(large, "ql", i).instance_seed)
-        assert fit_task(small, "ql", i) == fit_task(large, "ql", i)
+        assert fit_task(small, "ql", i).record() == fit_task(large, "ql", i).record()
 
 
 def test_instance_seed_unchanged_when_experiments_are_added_or_renamed_elsewhere():
@@ -263,3 +273,68 @@ def test_episode_seeds_differ_across_instances():
     s = study()
     first = [tuple(eval_task(s, "ql", i).episode_seeds.tolist()) for i in range(3)]
     assert len(set(first)) == 3
+
+
+# ---------------------------------------------------------------------------------------------- the rerun table
+def hashes(s) -> dict[str, str]:
+    """The hash of every job of experiment ``ql`` (3 fits, 3 evaluations, the aggregate)."""
+    found = {f"fit{i}": fit_task(s, "ql", i).task_hash() for i in range(s.experiment("ql").n_fit)}
+    found |= {f"eval{i}": eval_task(s, "ql", i).task_hash() for i in range(s.experiment("ql").n_fit)}
+    return found | {"aggregate": aggregate_task(s, "ql").task_hash()}
+
+
+def rerun(before, after) -> set[str]:
+    """The jobs a change reruns: those whose task changed (new jobs included), then, as Snakemake does, those whose
+    inputs a rerun job rewrites (a fit's evaluation; any instance's aggregate)."""
+    old, new = hashes(before), hashes(after)
+    changed = {job for job in new if old.get(job) != new[job]}
+    changed |= {job.replace("fit", "eval") for job in changed if job.startswith("fit")}
+    return changed | ({"aggregate"} if changed else set())
+
+
+ALL = {"fit0", "fit1", "fit2", "eval0", "eval1", "eval2", "aggregate"}
+EVALS = {"eval0", "eval1", "eval2", "aggregate"}
+
+
+@pytest.mark.parametrize("changed, reruns", [
+    pytest.param({"eval_kwargs": {"n_simulations": 5, "eval_horizon": 50}}, EVALS, id="eval_kwargs"),
+    pytest.param({"n_fit": 4}, {"fit3", "eval3", "aggregate"}, id="n_fit-up"),
+    pytest.param({"init_kwargs": {"learning_rate": 0.4, "gamma": 0.9}}, ALL, id="init_kwargs"),
+    pytest.param({"fit_budget": 301}, ALL, id="fit_budget"),
+    pytest.param({"fit_kwargs": {"x": 1}}, ALL, id="fit_kwargs"),
+    pytest.param({"train_env": "FrozenLake-v1"}, ALL, id="train_env"),
+    pytest.param({"eval_env": "FrozenLake8x8-v1"}, ALL, id="eval_env"),
+    pytest.param({"agent": "rlpipe.agents.RandomAgent", "init_kwargs": {}}, ALL, id="agent"),
+    pytest.param({"writer": {"maxlen": 5}}, ALL, id="writer.maxlen"),
+    pytest.param({"writer": {"print_log": False, "style_log": "one_line", "log_interval": 9}}, set(), id="writer-display"),
+    pytest.param({"n_checkpoints": 4}, set(), id="n_checkpoints-additive-agent"),
+    pytest.param({"allow_pickle": True}, set(), id="allow_pickle"),
+    pytest.param({"learning_curve": {"tag": "episode_length"}}, {"aggregate"}, id="learning_curve"),
+])
+def test_rerun_table(changed, reruns):
+    """Each row of config/README.md's "What a change reruns", as the change of task JSON."""
+    assert rerun(study(), study(**changed)) == reruns
+
+
+def test_rerun_table_seed_and_report():
+    assert rerun(study(), study(seed=6)) == ALL
+    cfg = copy.deepcopy(BASE)
+    cfg["report"] = {"confidence": 0.9}
+    assert rerun(study(), validate_study(cfg)) == {"aggregate"}
+
+
+def test_rerun_table_n_checkpoints_of_an_agent_whose_fit_is_not_additive():
+    """Chunks change the training of such an agent: they are part of what its fit computes."""
+    cfg = {"experiments": {"q": {"agent": "rlberry_style_agents:SelfSteppingQAgent", "train_env": "FrozenLake-v1",
+                                 "fit_budget": 50, "allow_pickle": True}}}
+    default = validate_study(cfg)
+    cfg["experiments"]["q"]["n_checkpoints"] = 5
+    chunked = validate_study(cfg)
+    assert fit_task(default, "q", 0).chunks == 1 and fit_task(chunked, "q", 0).chunks == 5
+    assert fit_task(default, "q", 0).task_hash() != fit_task(chunked, "q", 0).task_hash()
+
+
+def test_run_settings_are_json_and_never_recorded_by_snakemake():
+    run = tasks.run_settings(study(n_checkpoints=4, writer={"print_log": False}).experiment("ql"))
+    assert RunSettings.from_json(str(run)) == run
+    assert not isinstance(run, (int, float, bool, str, list, tuple, dict, set))  # Snakemake records only these

@@ -326,7 +326,7 @@ experiments:
 
 
 def test_real_default_config_round_trips(tmp_path: Path):
-    source = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    source = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
     original = source.read_text(encoding="utf-8")
     path = tmp_path / "config.yaml"
     path.write_text(original, encoding="utf-8")

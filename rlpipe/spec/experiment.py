@@ -1,0 +1,280 @@
+"""The experiment spec: one validated, immutable description of an experiment, built in one place.
+
+A config entry (``experiments.<name>`` of a YAML file) and the arguments of ``ExperimentManager`` both
+become an :class:`ExperimentSpec` through :func:`experiment_spec`, which checks them the same way (the
+schema, then what the schema cannot say: the agent class and the keywords it accepts, the envs, what
+the experiment asks of the agent, the optimize section) and reports every problem at once, one line
+per problem naming the key. The Python API may put classes and callables where a config has import
+paths. Every task of both drivers is built from a spec (``rlpipe.core.tasks``), and a spec converts
+back to a config entry with :meth:`ExperimentSpec.to_config`.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlpipe.agents import capabilities
+from rlpipe.agents.base import Agent
+from rlpipe.errors import ConfigError, EnvSpecError
+from rlpipe.io.imports import import_object, importable_path, object_path
+from rlpipe.runtime.envs import check_env_spec, env_to_config, is_no_env
+from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
+from rlpipe.spec.config import yaml11_float_text
+from rlpipe.spec.optimize import settings_problems
+from rlpipe.spec.schema import invalid_experiments, schema_problems
+
+# Set by rlpipe for every instance; an experiment must not set them in init_kwargs.
+RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_PLACEHOLDER_ENV = "python-object"  # what the schema sees in place of an env given as a Python object
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One experiment: an agent × environment × settings, fitted ``n_fit`` times. Every default is filled in.
+
+    ``agent`` is the class itself; ``train_env``/``eval_env`` are env specs as given (a gymnasium id, a
+    mapping, an rlberry ``(constructor, kwargs)`` tuple, an env instance, or None for no env).
+    """
+
+    name: str
+    agent: type[Agent]
+    fit_budget: int
+    train_env: Any = None
+    eval_env: Any = None
+    init_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_kwargs_per_instance: tuple[dict[str, Any], ...] | None = None
+    fit_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
+    n_fit: int = 4
+    n_checkpoints: int | None = None
+    writer: dict[str, Any] = field(default_factory=dict)
+    learning_curve: dict[str, Any] = field(default_factory=dict)
+    allow_pickle: bool = False
+    optimize: dict[str, Any] | None = None
+
+    @property
+    def agent_path(self) -> str:
+        """The agent's import path, the same whichever driver built the spec."""
+        return object_path(self.agent)
+
+    @property
+    def evaluation_env(self) -> Any:
+        """The env the instances are evaluated on: ``eval_env``, else ``train_env``."""
+        return self.train_env if self.eval_env is None else self.eval_env
+
+    def instance_init_kwargs(self, instance: int) -> dict[str, Any]:
+        """``init_kwargs`` with instance ``instance``'s entry of ``init_kwargs_per_instance`` merged over it."""
+        own = self.init_kwargs_per_instance[instance] if self.init_kwargs_per_instance else {}
+        return {**self.init_kwargs, **own}
+
+    def to_config(self) -> dict[str, Any]:
+        """The spec as a config entry: classes and functions by import path (a ConfigError names what has none)."""
+        entry: dict[str, Any] = {"agent": _importable(self.agent, "agent")}
+        if not is_no_env(self.train_env):
+            entry["train_env"] = env_to_config(self.train_env, "train_env")
+        if self.eval_env is not None:
+            entry["eval_env"] = env_to_config(self.eval_env, "eval_env")
+        entry.update(init_kwargs=self.init_kwargs, fit_budget=self.fit_budget, fit_kwargs=self.fit_kwargs,
+                     eval_kwargs=self.eval_kwargs, n_fit=self.n_fit, writer=self.writer,
+                     learning_curve=self.learning_curve, allow_pickle=self.allow_pickle)
+        if self.init_kwargs_per_instance is not None:
+            entry["init_kwargs_per_instance"] = list(self.init_kwargs_per_instance)
+        if self.n_checkpoints is not None:
+            entry["n_checkpoints"] = self.n_checkpoints
+        if self.optimize is not None:
+            entry["optimize"] = self.optimize
+        return copy.deepcopy(entry)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated config: the root seed, report settings, and its experiments' specs."""
+
+    seed: int
+    report: dict[str, Any]
+    experiments: dict[str, ExperimentSpec]
+
+    @property
+    def root(self) -> np.random.SeedSequence:
+        """The root of every seed of the study."""
+        return np.random.SeedSequence(self.seed)
+
+    def experiment(self, name: str) -> ExperimentSpec:
+        try:
+            return self.experiments[name]
+        except KeyError:
+            raise ConfigError(f"no experiment named '{name}' (experiments: {', '.join(self.experiments)})") from None
+
+
+def validate_study(config: Mapping[str, Any]) -> Study:
+    """Validate a config (not modified) and return its :class:`Study`, defaults filled in.
+
+    Raises :class:`ConfigError` with one line per problem, each naming ``experiments.<name>.<key>``.
+    """
+    filled = copy.deepcopy(dict(config))
+    problems = schema_problems(filled)
+    experiments = filled.get("experiments")
+    specs: dict[str, ExperimentSpec] = {}
+    if isinstance(experiments, dict):
+        skipped = invalid_experiments(config)
+        for name, entry in experiments.items():
+            if name in skipped or not isinstance(entry, dict):
+                continue
+            spec, lines = _checked_spec(name, entry)
+            problems += [f"experiments.{name}.{line}" for line in lines]
+            if spec is not None:
+                specs[name] = spec
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return Study(seed=filled["seed"], report=filled["report"], experiments=specs)
+
+
+def experiment_spec(name: str, entry: Mapping[str, Any]) -> ExperimentSpec:
+    """The spec of one experiment from a config entry or from the Python API's values (classes and callables
+    allowed where a config has import paths). Raises :class:`ConfigError` with one line per problem."""
+    view = _schema_view(entry)
+    lines = schema_problems(view, "experiment")
+    if not lines:
+        filled = {**view, **{key: entry[key] for key in ("agent", "train_env", "eval_env") if key in entry}}
+        spec, lines = _checked_spec(name, filled)
+        if spec is not None:
+            return spec
+    raise ConfigError("\n".join(lines))
+
+
+def optimize_section_problems(section: dict[str, Any], agent_class: type,
+                              init_kwargs_per_instance: Sequence[dict[str, Any]] | None) -> list[str]:
+    """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics.
+    ``section`` gets its defaults filled in."""
+    problems = schema_problems(section, "experiment/properties/optimize")
+    return problems or settings_problems(section, agent_class, init_kwargs_per_instance, RESERVED_INIT_KWARGS)
+
+
+def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any], has_env: bool,
+                              allow_pickle: bool) -> list[str]:
+    """What the experiment asks of its agent that the agent cannot do, found before any job runs.
+
+    Problems are prefixed with the experiment key they concern (``eval_kwargs``, ``allow_pickle``...).
+    """
+    name = agent_class.__name__
+    problems = []
+    if not capabilities.is_evaluable(agent_class):
+        problems.append(f"agent: {name} defines neither eval nor policy, so its instances cannot be evaluated")
+    elif capabilities.rolls_out_policy(agent_class) and not has_env:
+        problems.append(f"train_env: {name} is evaluated by rolling out its policy, which needs an environment "
+                        "(set train_env or eval_env, or give the agent an eval of its own)")
+    accepted = capabilities.valid_eval_keywords(agent_class)
+    owner = f"{name}.eval" if not capabilities.rolls_out_policy(agent_class) else f"the policy rollout of {name}"
+    problems += [f"eval_kwargs: {p}" for p in rejected_keywords(owner, eval_kwargs, accepted)]
+    if not capabilities.has_array_state(agent_class) and not allow_pickle:
+        problems.append(f"allow_pickle: {name} has no get_state/set_state, so its checkpoints are pickles, which are "
+                        "only read when you trust them: set allow_pickle: true for this experiment")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def _checked_spec(name: str, entry: dict[str, Any]) -> tuple[ExperimentSpec | None, list[str]]:
+    """The spec of an entry that passed the schema (defaults filled in), or the problems that prevent it."""
+    problems: list[str] = []
+    n_fit = entry["n_fit"]
+    per_instance = entry.get("init_kwargs_per_instance")
+    if per_instance is not None and len(per_instance) != n_fit:
+        problems.append(f"init_kwargs_per_instance: has {len(per_instance)} entries but n_fit is {n_fit}")
+    all_kwargs = [("init_kwargs", entry["init_kwargs"])]
+    all_kwargs += [(f"init_kwargs_per_instance[{i}]", kw) for i, kw in enumerate(per_instance or [])]
+    for where, kwargs in all_kwargs:
+        problems += [f"{where}.{p}" for p in _value_problems(kwargs)]
+    agent_class, problem = _agent_class(entry["agent"])
+    if problem:
+        problems.append(f"agent: {problem}")
+    else:
+        for where, kwargs in all_kwargs:
+            problems += [f"{where}: {p}" for p in rejected_keywords(agent_class.__name__, kwargs,
+                                                                      accepted_keywords(agent_class))]
+        has_env = not (is_no_env(entry.get("train_env")) and is_no_env(entry.get("eval_env")))
+        problems += agent_capability_problems(agent_class, entry["eval_kwargs"], has_env, entry["allow_pickle"])
+        if "optimize" in entry:
+            problems += [f"optimize.{p}" for p in settings_problems(entry["optimize"], agent_class, per_instance,
+                                                                    RESERVED_INIT_KWARGS)]
+            for dimension_name, dimension in (entry["optimize"].get("search_space") or {}).items():
+                choices = {f"choices[{i}]": choice for i, choice in enumerate(dimension.get("choices", []))}
+                problems += [f"optimize.search_space.{dimension_name}.{p}" for p in _value_problems(choices)]
+    for key in ("train_env", "eval_env"):
+        try:
+            check_env_spec(entry.get(key))
+        except EnvSpecError as error:
+            problems.append(f"{key}: {error}")
+    if problems:
+        return None, problems
+    return ExperimentSpec(
+        name=name, agent=agent_class, fit_budget=entry["fit_budget"], train_env=entry.get("train_env"),
+        eval_env=entry.get("eval_env"), init_kwargs=dict(entry["init_kwargs"]),
+        init_kwargs_per_instance=None if per_instance is None else tuple(dict(kw) for kw in per_instance),
+        fit_kwargs=dict(entry["fit_kwargs"]), eval_kwargs=dict(entry["eval_kwargs"]), n_fit=n_fit,
+        n_checkpoints=entry.get("n_checkpoints"), writer=dict(entry["writer"]),
+        learning_curve=dict(entry["learning_curve"]), allow_pickle=entry["allow_pickle"],
+        optimize=dict(entry["optimize"]) if "optimize" in entry else None,
+    ), []
+
+
+def _schema_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``entry`` that the JSON schema can read: a class named by its import path, an env given as a
+    Python object (a tuple with a callable, an env instance) by a placeholder the semantic checks look past."""
+    view = {key: value for key, value in entry.items() if key not in ("agent", "train_env", "eval_env")}
+    view = copy.deepcopy(view)
+    if "agent" in entry:
+        agent = entry["agent"]
+        view["agent"] = object_path(agent) if inspect.isclass(agent) else agent
+    for key in ("train_env", "eval_env"):
+        if key in entry and not (key == "eval_env" and entry[key] is None):
+            env = entry[key]
+            view[key] = None if is_no_env(env) else (env if _is_config_env(env) else _PLACEHOLDER_ENV)
+    if isinstance(view.get("init_kwargs_per_instance"), tuple):
+        view["init_kwargs_per_instance"] = list(view["init_kwargs_per_instance"])
+    return view
+
+
+def _is_config_env(env: Any) -> bool:
+    return isinstance(env, (str, dict)) and not isinstance(env, gym.Env)
+
+
+def _agent_class(agent: Any) -> tuple[type | None, str | None]:
+    """The agent class of an import path or a class, or why there is none."""
+    named = agent
+    if isinstance(agent, str):
+        try:
+            agent = import_object(agent)
+        except ImportError as error:
+            return None, str(error)
+        named = f"'{named}'"
+    if not (inspect.isclass(agent) and issubclass(agent, Agent)):
+        return None, f"{named!s} is not a subclass of rlpipe.agents.Agent"
+    return agent, None
+
+
+def _value_problems(kwargs: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for key, value in kwargs.items():
+        if key in RESERVED_INIT_KWARGS:
+            problems.append(f"{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)")
+        elif isinstance(value, str) and _SCIENTIFIC.match(value):
+            problems.append(
+                f"{key}: '{value}' was read as a string (YAML 1.1 floats need a dot and a signed exponent: "
+                f"write {yaml11_float_text(value)})"
+            )
+    return problems
+
+
+def _importable(obj: Any, what: str) -> str:
+    path = importable_path(obj)
+    if path is None:
+        raise ConfigError(f"{what} {obj!r} cannot be named in a config: define it at the top level of an importable module")
+    return path

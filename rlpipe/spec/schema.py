@@ -1,0 +1,97 @@
+"""The config's JSON schema: loaded once, validated with its defaults filled in, errors as one-line messages.
+
+The schema file (``config.schema.yaml`` beside this module, linked from ``workflow/schemas``) is the one
+source of the keys, types, ranges and defaults of a config; both drivers validate against it.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from rlpipe.runtime.keywords import suggestion
+
+
+@cache
+def config_schema() -> dict[str, Any]:
+    """The whole config schema."""
+    text = resources.files("rlpipe.spec").joinpath("config.schema.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def experiment_schema() -> dict[str, Any]:
+    """The schema of one experiment entry."""
+    return config_schema()["$defs"]["experiment"]
+
+
+def schema_defaults(key: str) -> dict[str, Any]:
+    """The defaults of a mapping key of an experiment (``writer``, ``learning_curve``...) or of the config
+    (``report``), as the schema states them."""
+    properties = experiment_schema()["properties"]
+    schema = properties[key] if key in properties else config_schema()["properties"][key]
+    return {name: spec["default"] for name, spec in schema["properties"].items() if "default" in spec}
+
+
+def schema_problems(instance: Any, definition: str | None = None) -> list[str]:
+    """Validate ``instance`` against the whole schema (or ``$defs/<definition>``), filling its defaults in place;
+    one line per problem, sorted by key path."""
+    schema = config_schema() if definition is None else {"$ref": f"#/$defs/{definition}",
+                                                          "$defs": config_schema()["$defs"]}
+    errors = sorted(_validator_class()(schema).iter_errors(instance), key=_error_sort_key)
+    return [_format_schema_error(error) for error in errors]
+
+
+def invalid_experiments(instance: Any) -> set[str]:
+    """Names of the experiments of a config that the schema rejects (their semantics are not checked)."""
+    errors = _validator_class()(config_schema()).iter_errors(copy.deepcopy(instance))
+    return {str(e.absolute_path[1]) for e in errors if len(e.absolute_path) > 1 and e.absolute_path[0] == "experiments"}
+
+
+@cache
+def _validator_class() -> type:
+    """A Draft 2020-12 validator that fills in ``default`` values while it validates."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator: Any, properties: dict, instance: Any, schema: dict) -> Iterator[Any]:
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if isinstance(subschema, dict) and "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    # JSON Schema counts 2.0 as an integer; a budget or a count of 2.0 would break range() later.
+    strict_integers = base.TYPE_CHECKER.redefine(
+        "integer", lambda checker, value: isinstance(value, int) and not isinstance(value, bool))
+    return jsonschema.validators.extend(base, {"properties": properties_with_defaults}, type_checker=strict_integers)
+
+
+def _error_sort_key(error: Any) -> tuple:
+    return tuple(str(p) for p in error.absolute_path), error.message
+
+
+def _format_schema_error(error: Any) -> str:
+    """One line: the dotted key path, then what is wrong with it."""
+    from jsonschema.exceptions import best_match
+
+    if error.context:  # anyOf: report the branch meant for this kind of value (a mapping, a string…)
+        same_kind = [e for e in error.context if e.validator != "type"] or list(error.context)
+        error = best_match(same_kind)
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        return "\n".join(f"{where}: unknown key '{key}'{suggestion(key, allowed)}" for key in unknown)
+    if error.validator == "required":
+        missing = re.search(r"'(.+?)' is a required property", error.message)
+        return f"{where}: missing required key '{missing.group(1) if missing else error.message}'"
+    if "propertyNames" in error.relative_schema_path:
+        return f"{where}: '{error.instance}' is not a valid name (use letters, digits, '_', '-', '.')"
+    return f"{where}: {error.message}"
