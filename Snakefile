@@ -2,11 +2,15 @@
 # Kept small: every cluster job re-parses it. The logic lives in the rlpipe package.
 import sys
 
+from snakemake.utils import min_version
+
+min_version("9.0")
+
 sys.path.insert(0, workflow.basedir)  # this workflow's own rlpipe package
 
 from rlpipe.pipeline.workflow import check_config_file_or_exit, load_study_or_exit, shell_prefix
 
-shell.prefix(shell_prefix(workflow))  # defines the shell function `rlpipe` the rules call
+shell.prefix(shell_prefix(workflow))  # puts the `rlpipe` command beside Snakemake's interpreter first on PATH
 
 
 if not workflow.overwrite_configfiles:  # a --configfile replaces the default config instead of extending it

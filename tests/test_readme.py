@@ -82,3 +82,11 @@ def test_the_additive_agent_of_the_readme_keeps_its_promise() -> None:
     agent = readme_class("MyAgent")
     check_rl_agent(agent, "discrete_state")
     check_fit_additive(agent, ("Taxi-v4", {}), budget=300)
+
+
+def test_the_layout_names_every_module_of_the_package() -> None:
+    layout = README.read_text().split("## Development", 1)[1]
+    package = README.parent / "rlpipe"
+    modules = {path.name for path in package.rglob("*.py") if not path.name.startswith("__")}
+    modules.add("config.schema.yaml")
+    assert {name for name in modules if f"  {name} " not in layout} == set()

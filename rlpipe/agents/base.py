@@ -38,9 +38,10 @@ from rlpipe.io.checkpoint import (
 )
 from rlpipe.io.imports import object_path
 from rlpipe.runtime.envs import EnvSpec, make_env, seed_env
+from rlpipe.runtime.keywords import suggestion
 from rlpipe.runtime.rollouts import run_episodes
 from rlpipe.runtime.seeding import Seeder, SeedLike, seed_from_record, seed_record
-from rlpipe.runtime.writer import DefaultWriter
+from rlpipe.runtime.writer import DefaultWriter, writer_methods
 
 # Keyed children of an agent's seed (see rlpipe.runtime.seeding): stable whatever the agent draws.
 _TRAIN_ENV_KEY, _EVAL_KEY, _EVAL_ENV_KEY = 0, 1, 2
@@ -48,13 +49,16 @@ _ACTIONS = "__episode_actions__"
 
 
 class NullWriter:
-    """Stands in for a disabled writer: accepts every call, records nothing, and is falsy."""
+    """Stands in for a disabled writer: answers every writer method and records nothing, and is falsy. A name no
+    writer has (a typo such as ``add_scaler``) raises, as it would with the writer enabled."""
 
     def __bool__(self) -> bool:
         return False
 
     def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
+        if name in writer_methods():
+            return lambda *args, **kwargs: None
+        raise AttributeError(f"the writer has no method '{name}'{suggestion(name, writer_methods())}")
 
 
 class Agent:

@@ -109,9 +109,9 @@ class ExperimentManager:
             raise ConfigError("[ExperimentManager] fit_budget missing in __init__(). Pass fit_budget=... "
                               "or fit_kwargs={'fit_budget': ...}")
         writer = dict(default_writer_kwargs or {})
-        agent = import_object(agent_class) if isinstance(agent_class, str) and _importable(agent_class) else agent_class
-        entry = {"agent": agent, "train_env": train_env, "eval_env": eval_env, "init_kwargs": dict(init_kwargs or {}),
-                 "fit_budget": _as_budget(fit_budget, "fit_budget"), "fit_kwargs": fit_kwargs,
+        agent = _imported(agent_class)
+        entry = {"agent": agent_class, "train_env": train_env, "eval_env": eval_env, "init_kwargs": dict(init_kwargs or {}),
+                 "fit_budget": _integral(fit_budget), "fit_kwargs": fit_kwargs,
                  "eval_kwargs": dict(eval_kwargs or {}), "n_fit": n_fit,
                  "writer": {key: writer[key] for key in _SPEC_WRITER_KEYS if key in writer},
                  "allow_pickle": not isinstance(agent, type) or not issubclass(agent, Agent) or not has_array_state(agent)}
@@ -618,8 +618,7 @@ def _check_spawn_safe(mp_context: str) -> None:
 
 def _as_budget(value: Any, name: str) -> int:
     """An integer budget: positive, or 0 / -1 for agents that need none (rlberry documents -1)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # 1e4 is a common way to write a budget
+    value = _integral(value)
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < -1:
         raise ConfigError(f"{name} must be a positive integer, or 0 or -1 for an agent that needs no budget, got {value!r}")
     return int(value)
@@ -640,12 +639,19 @@ def _read_only(mapping: dict[str, Any]) -> Any:
     return types.MappingProxyType(mapping)
 
 
-def _importable(path: str) -> bool:
+def _imported(agent_class: Any) -> Any:
+    """The class an import path names (the path itself if it names none: the spec's checks say why)."""
+    if not isinstance(agent_class, str):
+        return agent_class
     try:
-        import_object(path)
+        return import_object(agent_class)
     except ImportError:
-        return False
-    return True
+        return agent_class
+
+
+def _integral(value: Any) -> Any:
+    """``1e4`` (a common way to write a budget) as the integer it is; anything else as given, for the checks."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:

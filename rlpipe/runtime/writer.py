@@ -17,7 +17,16 @@ from typing import IO, Any
 
 import numpy as np
 
+from rlpipe.runtime.keywords import suggestion
+
 STYLES = ("multi_line", "one_line", "progressbar")
+# TensorBoard SummaryWriter's methods besides add_scalar(s), which agents written for TensorBoard call.
+SUMMARY_WRITER_METHODS = frozenset({
+    "add_audio", "add_custom_scalars", "add_custom_scalars_marginchart", "add_custom_scalars_multilinechart",
+    "add_embedding", "add_figure", "add_graph", "add_histogram", "add_histogram_raw", "add_hparams", "add_image",
+    "add_image_with_boxes", "add_images", "add_mesh", "add_onnx_graph", "add_pr_curve", "add_pr_curve_raw",
+    "add_text", "add_video", "flush",
+})
 _LOGGER = logging.getLogger("rlpipe.runtime.writer")
 COLUMNS = ("name", "tag", "value", "dw_time_elapsed", "global_step")
 
@@ -101,10 +110,12 @@ class DefaultWriter:
             self.add_scalar(f"{main_tag}_{key}", value, global_step)
 
     def __getattr__(self, name: str) -> Any:
-        # Other SummaryWriter methods (add_text, add_histogram…) are accepted and ignored, as in rlberry.
-        if name.startswith("add_"):
-            return lambda *args, **kwargs: None
-        raise AttributeError(name)
+        """TensorBoard's other methods (``add_text``, ``add_histogram``…) go to TensorBoard when it is enabled and are
+        ignored otherwise, as in rlberry; any other name is a typo (``add_scaler``) and raises."""
+        if name in SUMMARY_WRITER_METHODS:
+            method = getattr(self.__dict__.get("_summary_writer"), name, None)
+            return method if method is not None else _ignore
+        raise AttributeError(f"DefaultWriter has no method '{name}'{suggestion(name, writer_methods())}")
 
     # ------------------------------------------------------------------ reading
     @property
@@ -247,3 +258,13 @@ def summary_writer(tensorboard_kwargs: Mapping[str, Any]) -> Any:
 
 def _width(key: str, value: Any) -> int:
     return max(len(key), len(str(value)))
+
+
+def writer_methods() -> list[str]:
+    """Every method a writer answers: DefaultWriter's own and TensorBoard's."""
+    own = [name for name, value in vars(DefaultWriter).items() if callable(value) and not name.startswith("_")]
+    return sorted({*own, *SUMMARY_WRITER_METHODS})
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None

@@ -25,11 +25,11 @@ What makes a study trustworthy here:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -61,7 +61,8 @@ _INTERRUPTED = "interrupted"
 _ERROR = "error"
 _INIT_KWARGS = "init_kwargs"
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # rlpipe prints one line per trial itself
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # rlpipe logs one line per trial itself
+_LOGGER = logging.getLogger("rlpipe.tuning")
 
 
 
@@ -135,9 +136,9 @@ def run_worker(task: OptimizeTask, paths: OptimizePaths, worker: int = 0, n_tria
     target = trial_cap(task, task.n_trials if n_trials is None else n_trials)
     steps = len(fraction_budgets(task.fit_budget, task.settings["fit_fraction"]))
     if steps > 1 and not fits_additively(agent_class(task)):
-        print(f"[rlpipe] {task.experiment}: with fit_fraction {task.settings['fit_fraction']} each trial calls fit "
-              f"{steps} times, but {agent_class(task).__name__} does not declare fit_is_additive: its trials may train "
-              "differently from the final fit(fit_budget)", file=sys.stderr, flush=True)
+        _LOGGER.warning("%s: with fit_fraction %s each trial calls fit %d times, but %s does not declare "
+                        "fit_is_additive: its trials may train differently from the final fit(fit_budget)",
+                        task.experiment, task.settings["fit_fraction"], steps, agent_class(task).__name__)
     study = stored_study(task, paths)
     ran: dict[int, str] = {}
     while deadline is None or time.monotonic() < deadline:
@@ -210,7 +211,7 @@ def _fail_interrupted_trials(study: optuna.Study, paths: OptimizePaths) -> None:
             if "grid_id" in frozen.system_attrs:  # the grid sampler counts a failed trial's point as visited: queue it again
                 study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, system_attrs={
                     key: frozen.system_attrs[key] for key in ("grid_id", "search_space")}))
-            print(f"[rlpipe] trial {frozen.number} was interrupted (its worker died); it is not counted", file=sys.stderr)
+            _LOGGER.warning("trial %d was interrupted (its worker died); it is not counted", frozen.number)
         finally:
             probe.release()
             lock_path.unlink(missing_ok=True)
@@ -229,7 +230,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, running: FileLock, task
     except Exception as error:
         state = TrialState.FAIL
         trial.set_user_attr(_ERROR, f"{type(error).__name__}: {error}")
-        print(f"[rlpipe] trial {trial.number} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        _LOGGER.error("trial %d failed:\n%s", trial.number, traceback.format_exc())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     with _study_mutex(paths):  # finish and unlock together: no worker ever sees it running and unlocked
@@ -244,8 +245,8 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, running: FileLock, task
             running.release()
             paths.running_lock(study.study_name, trial.number).unlink(missing_ok=True)
     shown = f"value {value:.6g}" if value is not None else state.name.lower()
-    print(f"[rlpipe] {task.experiment} trial {trial.number} (worker {worker}): {shown} in "
-          f"{time.perf_counter() - clock:.1f} s, {trial.params}", file=sys.stderr, flush=True)
+    _LOGGER.info("%s trial %d (worker %d): %s in %.1f s, %s", task.experiment, trial.number, worker, shown,
+                 time.perf_counter() - clock, trial.params)
     return state
 
 

@@ -550,3 +550,13 @@ def test_run_episodes_is_deterministic_given_seeds():
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert not math.isnan(a["discounted_return"].sum())
+
+
+def test_a_disabled_writer_answers_every_writer_method_and_refuses_typos():
+    silent = QLearningAgent(FL, seeder=1)
+    silent.set_writer(None)
+    assert not silent.writer
+    silent.writer.add_scalar("x", 1.0, 1)
+    silent.writer.add_text("notes", "hello")
+    with pytest.raises(AttributeError, match="did you mean 'add_scalar'"):
+        silent.writer.add_scaler("x", 1.0)

@@ -421,10 +421,11 @@ def test_a_single_instance_runs_inline(tmp_path) -> None:
     assert shared == {"seen": [0], "where": [[os.getpid(), threading.get_ident()]]}
 
 
-def test_a_failing_agent_reports_the_instance(tmp_path) -> None:
+@pytest.mark.parametrize("parallelization", ["thread", "process"])
+def test_a_failing_agent_reports_the_instance(tmp_path, parallelization) -> None:
     from helpers_agents import FailingAgent
 
-    manager = make(tmp_path, agent_class=FailingAgent)
+    manager = make(tmp_path, agent_class=FailingAgent, parallelization=parallelization, mp_context="fork")
     with pytest.raises(ZeroDivisionError, match="agent bug inside fit") as raised:  # the agent's own error, kept
         manager.fit()
     assert re.fullmatch(r"\(while fitting instance \d of 'QLearning'\)", raised.value.__notes__[0])

@@ -85,8 +85,10 @@ def test_the_managers_evaluate_and_aggregate_match_the_pipelines(pipeline_folder
     episodes = manager.evaluate()
     pipeline_episodes = pd.read_parquet(pipeline_folder / "evaluation.parquet").drop(columns="experiment")
     pd.testing.assert_frame_equal(episodes, pipeline_episodes)
-    summary = manager.aggregate(report={"bootstrap_samples": 10000})
-    pipeline_summary = json.loads((pipeline_folder / "summary.json").read_text())
-    for key in ("mean", "std", "median", "iqm", "ci_low", "ci_high", "per_instance"):
-        assert summary[key] == pipeline_summary[key], key
+    manager.aggregate()
+    ours = json.loads((manager.output_dir / "summary.json").read_text())
+    theirs = json.loads((pipeline_folder / "summary.json").read_text())
+    assert ours.pop("fit_wall_time_s") != theirs.pop("fit_wall_time_s")  # the only wall-clock field: it differs
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)  # one experiment, one summary
+    assert ours["agent"] == "rlpipe.agents.q_learning:QLearningAgent" and ours["task_hash"] == theirs["task_hash"]
     assert (manager.output_dir / "learning_curve.png").is_file()

@@ -423,3 +423,21 @@ def test_multi_line_falls_back_to_one_line_when_too_wide(monkeypatch):
     w.add_scalar("loss", 0.25, 1)
     w.add_scalar("loss", 0.125, 2)
     assert stream.getvalue() == "[exp] | max_global_step = 1 | loss = 0.25\n[exp] | max_global_step = 2 | loss = 0.125\n"
+
+
+def test_tensorboards_other_methods_are_accepted_and_a_typo_raises():
+    w = DefaultWriter(print_log=False)
+    w.add_text("notes", "hello")  # TensorBoard's methods: ignored without TensorBoard, as in rlberry
+    w.add_histogram("weights", [1.0, 2.0], 3)
+    w.flush()
+    with pytest.raises(AttributeError, match=r"DefaultWriter has no method 'add_scaler' \(did you mean 'add_scalar'\?\)"):
+        w.add_scaler("loss", 1.0)  # a typo would otherwise record nothing, silently
+    assert w.data.empty
+
+
+def test_tensorboards_other_methods_reach_tensorboard(tmp_path):
+    w = DefaultWriter(print_log=False, tensorboard_kwargs={"logdir": str(tmp_path)})
+    w.add_text("notes", "hello")
+    w.add_histogram("weights", np.arange(10.0), 1)
+    w.close()
+    assert sum(p.stat().st_size for p in tmp_path.glob("events.out.tfevents.*")) > 200

@@ -8,8 +8,8 @@ rule aggregate:
         writer_data=EXPERIMENT.writer_data,
         evaluation=EXPERIMENT.evaluation,
         summary=EXPERIMENT.summary,
-        learning_curve=report(EXPERIMENT.learning_curve_plot, category="Learning curves"),
-        evaluation_plot=report(EXPERIMENT.evaluation_plot, category="Evaluation"),
+        learning_curve=report(EXPERIMENT.learning_curve_plot, caption="../report/learning_curve.rst", category="Learning curves"),
+        evaluation_plot=report(EXPERIMENT.evaluation_plot, caption="../report/evaluation.rst", category="Evaluation"),
     params:
         task=lambda w: rw.aggregate_task_json(STUDY, w.experiment),
         folder=lambda w, output: os.path.dirname(output.summary),

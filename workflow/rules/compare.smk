@@ -3,9 +3,9 @@ rule compare:
     input:
         summaries=lambda w: rw.summary_files(STUDY),
     output:
-        csv=RESULTS.summary_csv,
-        markdown=report(RESULTS.summary_md, category="Summary"),
-        plot=report(RESULTS.comparison_plot, category="Summary"),
+        csv=report(RESULTS.summary_csv, caption="../report/summary_table.rst", category="Summary"),
+        markdown=report(RESULTS.summary_md, caption="../report/summary_table.rst", category="Summary"),
+        plot=report(RESULTS.comparison_plot, caption="../report/comparison.rst", category="Summary"),
     params:
         root=RESULTS.root,
     log:

@@ -27,8 +27,8 @@ rule optimize_select:
     output:
         best=OPTIMIZE.best_init_kwargs,
         trials=OPTIMIZE.trials,
-        history=report(OPTIMIZE.history_plot, category="Hyperparameter optimization"),
-        importance=report(OPTIMIZE.importance_plot, category="Hyperparameter optimization"),
+        history=report(OPTIMIZE.history_plot, caption="../report/optimize_history.rst", category="Hyperparameter optimization"),
+        importance=report(OPTIMIZE.importance_plot, caption="../report/optimize_importance.rst", category="Hyperparameter optimization"),
     params:
         task=lambda w: rw.optimize_task_json(STUDY, w.experiment),
         folder=lambda w: RESULTS.experiment(w.experiment).optimize.folder,

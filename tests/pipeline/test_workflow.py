@@ -1,0 +1,162 @@
+"""rlpipe.pipeline.workflow, in process: the Snakefile's helpers, and every message a bad config gets.
+
+Each bad config is checked three ways: the Snakefile's validation (``load_study_or_exit``, which prints and
+exits before any job), ``rlpipe validate``, and, for the problems of one experiment, ``ExperimentManager``
+built from the same entry; all give the same lines. tests/pipeline/test_workflow_e2e.py proves the path
+once through Snakemake.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlpipe.errors import ConfigError
+from rlpipe.manager import ExperimentManager
+from rlpipe.pipeline import workflow
+from rlpipe.pipeline.cli import main
+from rlpipe.spec.experiment import validate_study
+
+TINY = {
+    "seed": 7,
+    "report": {"bootstrap_samples": 500},
+    "experiments": {
+        "ql": {
+            "agent": "rlpipe.agents.QLearningAgent",
+            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+            "init_kwargs": {"epsilon_decay_steps": 500},
+            "fit_budget": 1500,
+            "n_fit": 2,
+            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 5},
+            "writer": {"print_log": False},
+        },
+        "rand": {"agent": "rlpipe.agents.RandomAgent", "train_env": "FrozenLake-v1", "fit_budget": 200, "n_fit": 2},
+    },
+}
+DELETE = object()  # as a value in BAD_CONFIGS: remove the key
+
+
+def _broken(path: tuple[str, ...], value: object) -> dict:
+    config = copy.deepcopy(TINY)
+    target = config
+    for key in path[:-1]:
+        target = target[key]
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return config
+
+
+
+QL = ("experiments", "ql")
+BAD_CONFIGS = [  # (where, value, what the message must say)
+    (("sed",), 1, "(top level): unknown key 'sed' (did you mean 'seed'?)"),
+    (("seed",), -1, "seed: -1 is less than the minimum of 0"),
+    (("report", "confidence"), 1.5, "report.confidence: 1.5 is greater than or equal to the maximum of 1"),
+    (("experiments", "q l"), TINY["experiments"]["ql"], "experiments: 'q l' is not a valid name"),
+    ((*QL, "n_fit"), 0, "experiments.ql.n_fit: 0 is less than the minimum of 1"),
+    ((*QL, "n_fit"), 2.0, "experiments.ql.n_fit: 2.0 is not of type 'integer'"),
+    ((*QL, "n_fits"), 3, "experiments.ql: unknown key 'n_fits' (did you mean 'n_fit'?)"),
+    ((*QL, "agent"), DELETE, "experiments.ql: missing required key 'agent'"),
+    ((*QL, "agent"), "rlpipe.agents.QLearnAgent", "experiments.ql.agent: cannot import 'rlpipe.agents.QLearnAgent'"),
+    ((*QL, "agent"), "no_such_package.Agent", "experiments.ql.agent: cannot import 'no_such_package.Agent': no module named"),
+    ((*QL, "agent"), "collections.OrderedDict", "experiments.ql.agent: 'collections.OrderedDict' is not a subclass of"),
+    (("experiments", "rand", "train_env"), "FrozenLake-v9", "experiments.rand.train_env: gymnasium does not know the env id 'FrozenLake-v9'; did you mean 'FrozenLake-v1'"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "constructor": "x:y"}, "experiments.ql.train_env: an env spec needs exactly one of 'id'"),
+    ((*QL, "train_env"), {"constructor": "no_such_package.envs:make"}, "experiments.ql.train_env: cannot import 'no_such_package.envs:make'"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "kwargs": {"is_slipery": False}},
+     "experiments.ql.train_env: FrozenLake-v1 does not accept 'is_slipery' (did you mean 'is_slippery'?)"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "wrappers": [{"wrapper": "gymnasium.wrappers:TimeLimit", "kwargs": {"steps": 5}}]},
+     "experiments.ql.train_env: wrapper TimeLimit does not accept 'steps'"),
+    ((*QL, "fit_budget"), "1000", "experiments.ql.fit_budget: '1000' is not of type 'integer'"),
+    ((*QL, "fit_budget"), -5, "experiments.ql.fit_budget: -5 is less than the minimum of -1"),
+    ((*QL, "init_kwargs"), {"learning_rte": 0.1}, "experiments.ql.init_kwargs: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
+    ((*QL, "init_kwargs"), {"seeder": 3}, "experiments.ql.init_kwargs.seeder: is set by rlpipe for each instance"),
+    ((*QL, "init_kwargs"), {"learning_rate": "1e-3"}, "experiments.ql.init_kwargs.learning_rate: '1e-3' was read as a string"),
+    ((*QL, "init_kwargs_per_instance"), [{}], "experiments.ql.init_kwargs_per_instance: has 1 entries but n_fit is 2"),
+    ((*QL, "eval_kwargs"), {"n_simulation": 3}, "experiments.ql.eval_kwargs: the policy rollout of QLearningAgent does not accept 'n_simulation' (did you mean 'n_simulations'?)"),
+    ((*QL, "agent"), "helpers_agents:PickledCounterAgent", "experiments.ql.allow_pickle: PickledCounterAgent has no get_state/set_state"),
+    ((*QL, "eval_kwargs"), {"gamma": 1.5}, "experiments.ql.eval_kwargs.gamma: 1.5 is greater than the maximum of 1"),
+    ((*QL, "writer"), {"style_log": "fancy"}, "experiments.ql.writer.style_log: 'fancy' is not one of"),
+    ((*QL, "learning_curve"), {"xtag": "time"}, "experiments.ql.learning_curve.xtag: 'time' is not one of"),
+]
+
+
+
+
+def snakefile_message(config: dict) -> str:
+    """What the Snakefile prints when it refuses ``config`` (it exits before building any job)."""
+    with pytest.raises(SystemExit) as exited:
+        workflow.load_study_or_exit(config, ["config.yaml"])
+    return str(exited.value.code)
+
+
+NOT_MANAGER_ARGUMENTS = ("allow_pickle", "learning_curve")  # a manager trusts its own pickles; aggregate() takes the other
+
+
+def manager_arguments(entry: dict) -> dict:
+    """ExperimentManager's arguments for a config entry (the config's names where the manager has others)."""
+    renamed = {"agent": "agent_class", "writer": "default_writer_kwargs"}
+    return {renamed.get(key, key): value for key, value in entry.items() if key not in NOT_MANAGER_ARGUMENTS}
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD_CONFIGS, ids=[m[:60] for *_, m in BAD_CONFIGS])
+def test_bad_config_gets_the_same_message_from_every_driver(tmp_path: Path, capsys, path, value, message) -> None:
+    config = _broken(path, value)
+    printed = snakefile_message(config)
+    assert message in printed and "No job was run; nothing under results/ was changed." in printed
+    problems = [line.removeprefix("  - ") for line in printed.splitlines()[1:-1]]
+    file = tmp_path / "config.yaml"
+    file.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert main(["validate", str(file)]) == 1
+    assert message in capsys.readouterr().err
+    experiment = path[1] if len(path) > 2 and path[0] == "experiments" else None
+    prefix = f"experiments.{experiment}."
+    expected = [line.removeprefix(prefix) for line in problems if line.startswith(prefix)
+                and not line.removeprefix(prefix).startswith(NOT_MANAGER_ARGUMENTS)]
+    if expected:  # the manager names the keys as the config does, without the experiment's prefix
+        with pytest.raises(ConfigError) as raised:
+            ExperimentManager(**manager_arguments(config["experiments"][experiment]), agent_name=experiment,
+                              output_dir=tmp_path)
+        assert [line.removeprefix("  - ") for line in str(raised.value).splitlines()[1:]] == expected
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    config = _broken((*QL, "n_fits"), 3)
+    config["experiments"]["ql"]["init_kwargs"] = {"learning_rte": 0.1}
+    config["experiments"]["rand"]["eval_kwargs"] = {"horizon": 3}
+    printed = snakefile_message(config)
+    assert "experiments.ql: unknown key 'n_fits'" in printed and "experiments.rand.eval_kwargs:" in printed
+    with pytest.raises(ConfigError) as raised:
+        ExperimentManager("rlpipe.agents.QLearningAgent", "FrozenLake-v9", fit_budget=10, init_kwargs={"learning_rte": 0.1},
+                          eval_kwargs={"gama": 1.0})
+    assert [line.split(":")[0] for line in str(raised.value).splitlines()[1:]] == [
+        "  - init_kwargs", "  - eval_kwargs", "  - train_env"]
+    with pytest.raises(ConfigError) as raised:  # what the schema refuses is reported first, all of it
+        ExperimentManager("rlpipe.agents.QLearningAgent", "FrozenLake-v1", fit_budget=1.5, n_fit=0)
+    assert [line.split(":")[0] for line in str(raised.value).splitlines()[1:]] == ["  - fit_budget", "  - n_fit"]
+
+
+def test_targets_and_inputs_of_a_study() -> None:
+    study = validate_study(TINY)
+    assert workflow.instance_files(study, "ql", "fit_record") == [
+        "results/ql/instances/0/fit.json", "results/ql/instances/1/fit.json"]
+    assert workflow.summary_files(study) == ["results/ql/summary.json", "results/rand/summary.json"]
+    assert workflow.all_outputs(study)[-3:] == ["results/summary.csv", "results/summary.md", "results/comparison.png"]
+    assert workflow.optimize_outputs(study) == []
+
+
+def test_the_shell_prefix_runs_the_installed_command() -> None:
+    class Settings:
+        deployment_method: tuple = ()
+
+    class Workflow:
+        deployment_settings = Settings()
+        basedir = "/the workflow"
+
+    prefix = workflow.shell_prefix(Workflow())
+    assert prefix.startswith("set -euo pipefail; export PYTHONPATH='/the workflow'")
+    assert "export PATH=" in prefix and 'rlpipe() {{ python -m rlpipe "$@"; }}' in prefix
