@@ -85,10 +85,14 @@ def _optimize_select(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
+    from rlpipe.errors import ConfigError
     from rlpipe.spec.config import load_config_file
-    from rlpipe.spec.experiment import validate_study
+    from rlpipe.spec.experiment import tuning_problems, validate_study
 
     study = validate_study(load_config_file(args.config))
+    problems = tuning_problems(study)  # the checks a plain Snakemake run leaves to the optimize target
+    if problems:
+        raise ConfigError("\n".join(problems))
     print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
 
 

@@ -8,13 +8,13 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rlpipe.core import tasks
 from rlpipe.errors import ConfigError
 from rlpipe.io.paths import StudyPaths
 from rlpipe.spec.config import load_config_file
-from rlpipe.spec.experiment import Study, validate_study
+from rlpipe.spec.experiment import Study, tuning_problems, validate_study
 from rlpipe.spec.schema import config_schema
 
 PATHS = StudyPaths()
@@ -52,9 +52,21 @@ def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> St
     try:
         return validate_study(config)
     except ConfigError as error:
-        source = ", ".join(str(f) for f in configfiles) or "the config"
-        problems = "\n".join(f"  - {line}" for line in str(error).splitlines())
-        sys.exit(f"rlpipe: invalid config ({source}):\n{problems}\nNo job was run; nothing under results/ was changed.")
+        _exit(str(error).splitlines(), configfiles)
+
+
+def check_tuning_or_exit(study: Study, configfiles: Sequence[str], experiments: Sequence[str] | None = None) -> None:
+    """The checks of the optimize sections that import Optuna (sampler keywords), run only when the DAG holds
+    optimize jobs: on a problem, print it and exit before any job is scheduled, as a bad config does."""
+    problems = tuning_problems(study, experiments)
+    if problems:
+        _exit(problems, configfiles)
+
+
+def _exit(problems: Sequence[str], configfiles: Sequence[str]) -> NoReturn:
+    source = ", ".join(str(f) for f in configfiles) or "the config"
+    lines = "\n".join(f"  - {line}" for line in problems)
+    sys.exit(f"rlpipe: invalid config ({source}):\n{lines}\nNo job was run; nothing under results/ was changed.")
 
 
 def fit_task_json(study: Study, experiment: str, instance: str) -> str:
@@ -80,14 +92,16 @@ def optimize_task_json(study: Study, experiment: str) -> str:
     return tasks.optimize_task(study.experiment(experiment), study.root).to_json()
 
 
-def optimize_worker_files(study: Study, experiment: str) -> list[str]:
-    """The records of the experiment's ``n_optuna_workers`` worker jobs."""
+def optimize_worker_files(study: Study, experiment: str, configfiles: Sequence[str] = ()) -> list[str]:
+    """The records of the experiment's ``n_optuna_workers`` worker jobs (its sampler's keywords checked first)."""
+    check_tuning_or_exit(study, configfiles, [experiment])
     paths = PATHS.experiment(experiment).optimize
     return [str(paths.worker_record(k)) for k in range(study.experiment(experiment).optimize["n_optuna_workers"])]
 
 
-def optimize_outputs(study: Study) -> list[str]:
+def optimize_outputs(study: Study, configfiles: Sequence[str] = ()) -> list[str]:
     """What the ``optimize`` target builds: the best init kwargs of every experiment with an ``optimize`` section."""
+    check_tuning_or_exit(study, configfiles)
     return [str(PATHS.experiment(name).optimize.best_init_kwargs) for name, spec in study.experiments.items()
             if spec.optimize is not None]
 

@@ -27,7 +27,7 @@ from rlpipe.io.imports import import_object, importable_path, object_path
 from rlpipe.runtime.envs import check_env_spec, env_to_config, is_no_env
 from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
 from rlpipe.spec.config import yaml11_float_text
-from rlpipe.spec.optimize import settings_problems
+from rlpipe.spec.optimize import sampler_kwargs_problems, settings_problems
 from rlpipe.spec.schema import invalid_experiments, schema_problems
 
 # Set by rlpipe for every instance; an experiment must not set them in init_kwargs.
@@ -117,7 +117,9 @@ class Study:
 def validate_study(config: Mapping[str, Any]) -> Study:
     """Validate a config (not modified) and return its :class:`Study`, defaults filled in.
 
-    Raises :class:`ConfigError` with one line per problem, each naming ``experiments.<name>.<key>``.
+    Raises :class:`ConfigError` with one line per problem, each naming ``experiments.<name>.<key>``. The
+    keywords of Optuna samplers are checked by :func:`tuning_problems`, apart, so that validating a config
+    (in every job of a cluster run) does not import Optuna.
     """
     filled = copy.deepcopy(dict(config))
     problems = schema_problems(filled)
@@ -152,10 +154,19 @@ def experiment_spec(name: str, entry: Mapping[str, Any]) -> ExperimentSpec:
 
 def optimize_section_problems(section: dict[str, Any], agent_class: type,
                               init_kwargs_per_instance: Sequence[dict[str, Any]] | None) -> list[str]:
-    """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics.
-    ``section`` gets its defaults filled in."""
+    """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics, then
+    the sampler's keywords. ``section`` gets its defaults filled in."""
     problems = schema_problems(section, "experiment/properties/optimize")
-    return problems or settings_problems(section, agent_class, init_kwargs_per_instance, RESERVED_INIT_KWARGS)
+    return problems or (settings_problems(section, agent_class, init_kwargs_per_instance, RESERVED_INIT_KWARGS)
+                        + sampler_kwargs_problems(section["sampler_method"], section["sampler_kwargs"]))
+
+
+def tuning_problems(study: Study, experiments: Sequence[str] | None = None) -> list[str]:
+    """What :func:`validate_study` leaves to the optimize target, because checking it imports Optuna: the
+    ``sampler_kwargs`` of every experiment (or of ``experiments``) with an ``optimize`` section."""
+    return [f"experiments.{name}.optimize.{line}" for name, spec in study.experiments.items()
+            if spec.optimize is not None and (experiments is None or name in experiments)
+            for line in sampler_kwargs_problems(spec.optimize["sampler_method"], spec.optimize["sampler_kwargs"])]
 
 
 def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any], has_env: bool,

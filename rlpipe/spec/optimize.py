@@ -1,8 +1,8 @@
 """What an experiment's ``optimize`` section may say, checked before any trial runs.
 
 Both drivers run these checks (config validation, ``ExperimentManager.optimize_hyperparams``), so a
-bad setting fails at once instead of in every trial. Optuna is imported only to check ``sampler_kwargs``
-against the sampler's signature, so validating a config without them never loads it.
+bad setting fails at once instead of in every trial. Checking ``sampler_kwargs`` against the sampler's
+signature needs Optuna, so it is its own check (:func:`sampler_kwargs_problems`), run where Optuna is used.
 """
 from __future__ import annotations
 
@@ -31,12 +31,6 @@ def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_spac
     if "seed" in sampler_kwargs:
         problems.append("sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's seed (set `seed` instead)")
     explicit_grid = method == "grid" and "search_space" in sampler_kwargs
-    others = [key for key in sampler_kwargs if key != "seed" and not (explicit_grid and key == "search_space")]
-    if others:
-        import optuna
-
-        sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
-        problems += [f"sampler_kwargs: {p}" for p in rejected_keywords(sampler.__name__, others, accepted_keywords(sampler))]
     if method == "grid" and not explicit_grid:
         problems += grid_problems(search_space)
     if explicit_grid:
@@ -47,6 +41,19 @@ def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_spac
             problems += [f"sampler_kwargs.search_space.{name}: must be a non-empty list of values, got {values!r}"
                          for name, values in grid.items() if not isinstance(values, (list, tuple)) or not values]
     return problems
+
+
+def sampler_kwargs_problems(method: str, sampler_kwargs: Mapping[str, Any]) -> list[str]:
+    """``sampler_kwargs`` the Optuna sampler does not accept. It imports Optuna, so config validation leaves it to
+    the optimize target, ``rlpipe validate`` and ``optimize_hyperparams`` (a plain run never loads Optuna)."""
+    explicit_grid = method == "grid" and "search_space" in sampler_kwargs
+    others = [key for key in sampler_kwargs if key != "seed" and not (explicit_grid and key == "search_space")]
+    if not others or method not in SAMPLER_CLASSES:
+        return []
+    import optuna
+
+    sampler = getattr(optuna.samplers, SAMPLER_CLASSES[method])
+    return [f"sampler_kwargs: {p}" for p in rejected_keywords(sampler.__name__, others, accepted_keywords(sampler))]
 
 
 def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],

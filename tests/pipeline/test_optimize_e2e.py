@@ -363,6 +363,9 @@ BAD_SECTIONS = [  # (optimize section of ql, what the message must say)
     ({"n_trial": 5}, "experiments.ql.optimize: unknown key 'n_trial' (did you mean 'n_trials'?)"),
     ({"search_space": {"learning_rte": {"type": "float", "low": 0.1, "high": 0.5}}},
      "experiments.ql.optimize.search_space: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
+    # checked only when optimize jobs are planned (it imports Optuna), before any of them runs
+    ({"sampler_kwargs": {"n_startup_trial": 5}},
+     "experiments.ql.optimize.sampler_kwargs: TPESampler does not accept 'n_startup_trial' (did you mean 'n_startup_trials'?)"),
 ]
 
 

@@ -10,6 +10,8 @@ import dataclasses
 import itertools
 import json
 import multiprocessing
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from rlpipe.core.tasks import OptimizeTask
 from rlpipe.errors import ConfigError, OptimizationError
 from rlpipe.io.paths import OptimizePaths
 from rlpipe.io.provenance import library_versions
-from rlpipe.spec.experiment import optimize_section_problems, validate_study
+from rlpipe.spec.experiment import optimize_section_problems, tuning_problems, validate_study
 from rlpipe.spec.optimize import sampler_problems
 from rlpipe.spec.search_space import grid_values, tuned_keys
 from rlpipe.tuning.report import parameter_importances, trials_table
@@ -513,10 +515,12 @@ BAD_SECTIONS = [  # (optimize section, experiment overrides, expected text of th
                               for i, case in enumerate(BAD_SECTIONS)])
 def test_bad_optimize_sections_are_rejected_naming_the_key(optimize, experiment, expected) -> None:
     spec = {**peak_experiment(), "optimize": optimize, **experiment}
-    with pytest.raises(ConfigError) as raised:
-        validate_study({"seed": 3, "experiments": {"peak": spec}})
-    assert str(raised.value).splitlines() == [str(raised.value)]  # one problem, one line
-    assert expected in str(raised.value)
+    config = {"seed": 3, "experiments": {"peak": spec}}
+    try:
+        problems = tuning_problems(validate_study(config))  # the sampler's keywords: checked apart (Optuna)
+    except ConfigError as error:
+        problems = str(error).splitlines()
+    assert len(problems) == 1 and expected in problems[0]  # one problem, one line
 
 
 def test_minimal_optimize_section_gets_its_defaults() -> None:
@@ -638,3 +642,11 @@ def test_review_found_sections_are_refused(optimize: dict[str, Any], message: st
 def test_how_trials_log_is_not_part_of_the_study() -> None:
     task = peak_task()
     assert dataclasses.replace(task, writer_kwargs={"print_log": True}).study_name == task.study_name
+
+
+def test_validating_a_config_never_imports_optuna() -> None:
+    """Every job of a cluster run validates the config: that must not load Optuna (only tuning_problems does)."""
+    code = ("import sys; from rlpipe.spec.experiment import validate_study; import json; "
+            f"validate_study(json.loads({json.dumps(json.dumps({'experiments': {'peak': {**peak_experiment(), 'optimize': {'sampler_kwargs': {'n_startup_trials': 3}}}}}))})); "
+            "assert 'optuna' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -23,7 +23,7 @@ rule optimize_worker:
 rule optimize_select:
     """Summarize the study, then write its best init_kwargs into the config file in use (with a backup)."""
     input:
-        workers=lambda w: rw.optimize_worker_files(STUDY, w.experiment),
+        workers=lambda w: rw.optimize_worker_files(STUDY, w.experiment, workflow.configfiles),
     output:
         best=OPTIMIZE.best_init_kwargs,
         trials=OPTIMIZE.trials,
@@ -44,4 +44,4 @@ rule optimize_select:
 rule optimize:
     """Tune every experiment that has an `optimize` section."""
     input:
-        rw.optimize_outputs(STUDY),
+        lambda w: rw.optimize_outputs(STUDY, workflow.configfiles),  # a function: only an optimize run loads Optuna
