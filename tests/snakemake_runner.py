@@ -11,6 +11,30 @@ import yaml
 TESTS = Path(__file__).resolve().parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 RLPIPE = str(Path(sys.executable).with_name("rlpipe"))  # the console script installed beside this interpreter
+# A tiny study of two experiments (a few seconds through Snakemake), shared by the workflow tests.
+TINY = {
+    "seed": 7,
+    "report": {"bootstrap_samples": 500},
+    "experiments": {
+        "ql": {
+            "agent": "rlpipe.agents.QLearningAgent",
+            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+            "init_kwargs": {"epsilon_decay_steps": 500},
+            "fit_budget": 1500,
+            "n_fit": 2,
+            "n_checkpoints": 3,
+            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 5},
+            "writer": {"print_log": False},
+        },
+        "rand": {
+            "agent": "rlpipe.agents.RandomAgent",
+            "train_env": "FrozenLake-v1",
+            "fit_budget": 200,
+            "n_fit": 2,
+            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 4},
+        },
+    },
+}
 SNAKEFILE = TESTS.parent / "Snakefile"
 
 

@@ -19,22 +19,8 @@ from rlpipe.pipeline import workflow
 from rlpipe.pipeline.cli import main
 from rlpipe.spec.experiment import validate_study
 
-TINY = {
-    "seed": 7,
-    "report": {"bootstrap_samples": 500},
-    "experiments": {
-        "ql": {
-            "agent": "rlpipe.agents.QLearningAgent",
-            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
-            "init_kwargs": {"epsilon_decay_steps": 500},
-            "fit_budget": 1500,
-            "n_fit": 2,
-            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 5},
-            "writer": {"print_log": False},
-        },
-        "rand": {"agent": "rlpipe.agents.RandomAgent", "train_env": "FrozenLake-v1", "fit_budget": 200, "n_fit": 2},
-    },
-}
+from snakemake_runner import TINY
+
 DELETE = object()  # as a value in BAD_CONFIGS: remove the key
 
 

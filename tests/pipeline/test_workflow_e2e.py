@@ -11,34 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from snakemake_runner import PNG_MAGIC, SNAKEFILE, ok, run_snakemake, snapshot
+from snakemake_runner import PNG_MAGIC, SNAKEFILE, TINY, ok, run_snakemake, snapshot
 
 pytestmark = pytest.mark.e2e
-
-TINY = {
-    "seed": 7,
-    "report": {"bootstrap_samples": 500},
-    "experiments": {
-        "ql": {
-            "agent": "rlpipe.agents.QLearningAgent",
-            "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
-            "init_kwargs": {"epsilon_decay_steps": 500},
-            "fit_budget": 1500,
-            "n_fit": 2,
-            "n_checkpoints": 3,
-            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 5},
-            "writer": {"print_log": False},
-        },
-        "rand": {
-            "agent": "rlpipe.agents.RandomAgent",
-            "train_env": "FrozenLake-v1",
-            "fit_budget": 200,
-            "n_fit": 2,
-            "eval_kwargs": {"eval_horizon": 50, "n_simulations": 4},
-        },
-    },
-}
-
 
 def instance_dir(workdir: Path, experiment: str, instance: int) -> Path:
     return workdir / "results" / experiment / "instances" / str(instance)
