@@ -70,11 +70,22 @@ def write_parquet(path: str | os.PathLike, table: Any, metadata: dict[str, Any] 
         pq.write_table(table, handle)
 
 
+# Metadata entries matplotlib would fill with a date or its version, per format: set to None, they are left out.
+_UNDATED_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+                     "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
+
+
 def save_figure(figure: Any, path: str | os.PathLike, **kwargs: Any) -> None:
-    """Save a matplotlib figure (format from the suffix) atomically, without timestamps in its metadata."""
+    """Save a matplotlib figure (format from the suffix) atomically.
+
+    png, svg and pdf files carry no date or version, and svg element ids are not random, so the same
+    figure gives the same bytes every time (ps/eps get their date from ``SOURCE_DATE_EPOCH``).
+    """
+    import matplotlib
+
     fmt = Path(path).suffix.lstrip(".") or "png"
-    kwargs.setdefault("metadata", {"Software": None} if fmt == "png" else None)
-    with atomic_open(path, "wb") as handle:
+    kwargs.setdefault("metadata", _UNDATED_METADATA.get(fmt))
+    with matplotlib.rc_context({"svg.hashsalt": "rlpipe"}), atomic_open(path, "wb") as handle:
         figure.savefig(handle, format=fmt, **kwargs)
 
 

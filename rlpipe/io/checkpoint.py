@@ -31,11 +31,19 @@ COMPRESSED_PICKLE_MAGIC = b"RLPIPE-PICKLE-BZ2/1\n"
 
 
 def write_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
+    """Write ``arrays`` and the JSON ``meta``; refuse what :func:`read_checkpoint` would refuse to read."""
     if META_KEY in arrays:
         raise ValueError(f"'{META_KEY}' is reserved in checkpoints")
+    if "format" in meta:
+        raise ValueError("'format' is reserved in checkpoint meta: it records the checkpoint format version")
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    objects = sorted(name for name, value in arrays.items() if value.dtype.hasobject)
+    if objects:
+        raise ValueError(f"checkpoint arrays must hold numbers, booleans or strings, not Python objects: {objects} "
+                         "(an object array could only be stored as a pickle)")
     document = json.dumps({"format": FORMAT, **meta}, sort_keys=True)
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, **{name: np.asarray(value) for name, value in arrays.items()}, **{META_KEY: np.array(document)})
+        np.savez(handle, **arrays, **{META_KEY: np.array(document)})
     return Path(path)
 
 
@@ -58,7 +66,9 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dic
     try:
         meta = json.loads(str(arrays.pop(META_KEY)))
     except ValueError:
-        raise CheckpointError(f"checkpoint {path} has an unreadable '{META_KEY}' record: not written by rlpipe") from None
+        meta = None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path} has an unreadable '{META_KEY}' record: not written by rlpipe")
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {meta.get('format')!r}; this rlpipe reads {FORMAT!r}")
     return arrays, meta
@@ -104,13 +114,18 @@ def read_pickle_checkpoint(path: str | os.PathLike, trusted: bool, references: M
             f"checkpoint {path} is a pickle; unpickling can run arbitrary code, so it is only loaded when "
             "you trust its source: pass allow_pickle=True (or set 'allow_pickle: true' for the experiment)"
         )
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    magic = _pickle_magic(path)
+    if magic is None:
+        raise CheckpointError(f"checkpoint {path} is not an rlpipe pickle checkpoint (no '{PICKLE_MAGIC.decode().strip()}' header)")
     given = dict(references or {})
 
     class _Unpickler(pickle.Unpickler):
         def persistent_load(self, name: str) -> Any:
             return given.get(name)
 
-    magic = _pickle_magic(path)
     try:
         with open(path, "rb") as handle:
             handle.read(len(magic))

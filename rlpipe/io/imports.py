@@ -15,8 +15,9 @@ def import_object(path: str) -> Any:
     module_name, sep, attr_path = path.partition(":")
     if not sep:
         module_name, _, attr_path = path.rpartition(".")
-        if not module_name:
-            raise ImportError(f"'{path}' is not an import path: expected 'package.module.Name' or 'package.module:Name'")
+    names = [*module_name.split("."), *attr_path.split(".")]
+    if not all(name.isidentifier() for name in names):
+        raise ImportError(f"'{path}' is not an import path: expected 'package.module.Name' or 'package.module:Name'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ModuleNotFoundError as error:

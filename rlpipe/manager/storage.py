@@ -17,6 +17,9 @@ from rlpipe.io.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
 from rlpipe.io.imports import import_object, importable_path
 
 OBJECTS_FILE = "manager_objects.pkl"
+# One-key mappings with these keys stand for a value that JSON lacks; a user's mapping that uses one of
+# them as a key is stored in the ``__items__`` form so that it cannot be mistaken for one.
+_TAGS = frozenset({"__tuple__", "__items__", "__partial__", "__import__", "__pickled__"})
 
 
 # ---------------------------------------------------------------------------------------------- JSON encoding
@@ -45,7 +48,7 @@ def _encode(value: Any, pickled: dict[str, Any]) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
+        if all(isinstance(k, str) for k in value) and _TAGS.isdisjoint(value):
             return {k: _encode(v, pickled) for k, v in value.items()}
         return {"__items__": [[_encode(k, pickled), _encode(v, pickled)] for k, v in value.items()]}  # e.g. {(4, 4): 1.0}
     if isinstance(value, list):
@@ -67,6 +70,8 @@ def _decode(data: Any, objects: Any) -> Any:
         return [_decode(v, objects) for v in data]
     if not isinstance(data, dict):
         return data
+    if len(data) != 1 or _TAGS.isdisjoint(data):
+        return {k: _decode(v, objects) for k, v in data.items()}
     if "__tuple__" in data:
         return tuple(_decode(v, objects) for v in data["__tuple__"])
     if "__items__" in data:
@@ -76,9 +81,7 @@ def _decode(data: Any, objects: Any) -> Any:
         return functools.partial(func, *args, **keywords)
     if "__import__" in data:
         return import_object(data["__import__"])
-    if "__pickled__" in data:
-        return objects()[data["__pickled__"]]
-    return {k: _decode(v, objects) for k, v in data.items()}
+    return objects()[data["__pickled__"]]
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from rlpipe.errors import ConfigError
@@ -44,6 +45,8 @@ def plain_value(value: Any, where: str) -> Any:
     tuples lists); anything else is a ConfigError naming ``where``."""
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, np.bool_):
+        return bool(value)
     if isinstance(value, str):
         return str(value)
     if isinstance(value, numbers.Integral):

@@ -43,7 +43,7 @@ def schema_problems(instance: Any, definition: str | None = None) -> list[str]:
     schema = config_schema() if definition is None else {"$ref": f"#/$defs/{definition}",
                                                           "$defs": config_schema()["$defs"]}
     errors = sorted(_validator_class()(schema).iter_errors(instance), key=_error_sort_key)
-    return [_format_schema_error(error) for error in errors]
+    return [line for error in errors for line in _format_schema_error(error)]
 
 
 def invalid_experiments(instance: Any) -> set[str]:
@@ -77,21 +77,47 @@ def _error_sort_key(error: Any) -> tuple:
     return tuple(str(p) for p in error.absolute_path), error.message
 
 
-def _format_schema_error(error: Any) -> str:
-    """One line: the dotted key path, then what is wrong with it."""
+_TYPE_NAMES = {"null": "null", "string": "a string", "object": "a mapping", "array": "a list",
+               "integer": "an integer", "number": "a number", "boolean": "a boolean"}
+
+
+def _format_schema_error(error: Any) -> list[str]:
+    """One line per problem: the dotted key path, then what is wrong with it."""
     from jsonschema.exceptions import best_match
 
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    types = _accepted_types(error)
+    if types and len(types) > 1:  # a value of none of the kinds an anyOf accepts
+        return [f"{where}: expected {', '.join(_TYPE_NAMES.get(t, t) for t in types[:-1])} or "
+                f"{_TYPE_NAMES.get(types[-1], types[-1])}, got {error.instance!r}"]
     if error.context:  # anyOf: report the branch meant for this kind of value (a mapping, a string…)
         same_kind = [e for e in error.context if e.validator != "type"] or list(error.context)
         error = best_match(same_kind)
-    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         unknown = [k for k in error.instance if k not in allowed]
-        return "\n".join(f"{where}: unknown key '{key}'{suggestion(key, allowed)}" for key in unknown)
+        return [f"{where}: unknown key '{key}'{suggestion(key, allowed)}" for key in unknown]
     if error.validator == "required":
         missing = re.search(r"'(.+?)' is a required property", error.message)
-        return f"{where}: missing required key '{missing.group(1) if missing else error.message}'"
+        return [f"{where}: missing required key '{missing.group(1) if missing else error.message}'"]
     if "propertyNames" in error.relative_schema_path:
-        return f"{where}: '{error.instance}' is not a valid name (use letters, digits, '_', '-', '.')"
-    return f"{where}: {error.message}"
+        return [f"{where}: '{error.instance}' is not a valid name (use letters, digits, '_', '-', '.')"]
+    return [f"{where}: {error.message}"]
+
+
+def _accepted_types(error: Any) -> list[str] | None:
+    """The JSON types an anyOf accepts, when ``error`` is only that the value is of none of them."""
+    if error.validator == "type":
+        return [error.validator_value] if isinstance(error.validator_value, str) else list(error.validator_value)
+    if error.validator != "anyOf" or not error.context:
+        return None
+    types: list[str] = []
+    for branch in error.context:
+        if branch.relative_path:  # the value has the branch's type; something inside it is wrong
+            return None
+        branch_types = _accepted_types(branch)
+        if branch_types is None:
+            return None
+        types += [t for t in branch_types if t not in types]
+    return types

@@ -56,7 +56,9 @@ def parameter_importances(study: optuna.Study, trials: list[FrozenTrial]) -> dic
     the best 10% of scores. Deterministic and pure numpy (fANOVA would need scikit-learn). Empty when
     there are too few completed trials or no parameter that varies."""
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) < 2 or not any(t.params for t in complete):
+    varying = {name for t in complete for name in t.params
+               if len({json.dumps(other.params.get(name), default=str) for other in complete}) > 1}
+    if len(complete) < 2 or not varying:
         return {}
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
     try:
@@ -65,7 +67,7 @@ def parameter_importances(study: optuna.Study, trials: list[FrozenTrial]) -> dic
             importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
     except (ValueError, RuntimeError):  # e.g. no parameter took two values
         return {}
-    return {name: float(value) for name, value in importances.items() if np.isfinite(value)}
+    return {name: float(value) for name, value in importances.items() if name in varying and np.isfinite(value)}
 
 
 def best_init_kwargs_text(record: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ import json
 
 import pandas as pd
 import pytest
-from study_tasks import aggregate_task, eval_task, fit_task
 
 from rlpipe.core.aggregation import aggregate_experiment
 from rlpipe.core.evaluation import evaluate_instance
@@ -13,6 +12,8 @@ from rlpipe.core.fitting import fit_instance
 from rlpipe.errors import RlpipeError
 from rlpipe.io.paths import StudyPaths
 from rlpipe.spec.experiment import validate_study
+
+from study_tasks import aggregate_task, eval_task, fit_task
 
 CONFIG = {"seed": 5, "report": {"bootstrap_samples": 500}, "experiments": {"lake": {
     "agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 500, "n_fit": 3,

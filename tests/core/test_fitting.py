@@ -1,27 +1,28 @@
-"""rlpipe.core.fitting and rlpipe.core.evaluation, in process: chunked fits, resume, outputs, evaluation tables."""
+"""rlpipe.core.fitting, in process: budgets split in chunks, fit outputs, resume after a kill, pickled agents.
+
+The evaluation tests are in test_evaluation.py; the study both build is in stage_helpers.py."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from study_tasks import eval_task, fit_task, run_settings
 
 from rlpipe.agents import QLearningAgent
-from rlpipe.core.evaluation import EPISODE_COLUMNS, evaluate_instance, load_instance_agent
+from rlpipe.core.evaluation import evaluate_instance, load_instance_agent
 from rlpipe.core.fitting import agent_kwargs, fit_instance, remaining_chunks, split_budget, writer_kwargs
 from rlpipe.core.tasks import RunSettings, agent_class
 from rlpipe.errors import CheckpointError, ConfigError
 from rlpipe.io.paths import InstancePaths
-from rlpipe.runtime.rollouts import run_episodes
 from rlpipe.runtime.seeding import seed_record
 from rlpipe.runtime.writer import COLUMNS
-from rlpipe.spec.experiment import validate_study
+
+from stage_helpers import leftovers, make_study
+from study_tasks import eval_task, fit_task, run_settings
 
 FLAKY = "helpers_agents:FlakyQLearningAgent"
 RUN = RunSettings(n_checkpoints=5, writer={"print_log": False})  # as make_study's fits run: 5 chunks of 200
@@ -37,21 +38,6 @@ def helpers(monkeypatch):
     return helpers_agents
 
 
-def make_study(**overrides: Any):
-    experiment = {
-        "agent": "rlpipe.agents.QLearningAgent",
-        "train_env": "FrozenLake-v1",
-        "fit_budget": 1000,
-        "n_fit": 2,
-        "n_checkpoints": 5,
-        "init_kwargs": {"epsilon_decay_steps": 300},
-        "eval_kwargs": {"n_simulations": 6, "eval_horizon": 100, "gamma": 0.9},
-        "writer": {"print_log": False},
-    }
-    experiment.update(overrides)
-    return validate_study({"seed": 1, "experiments": {"ql": experiment}})
-
-
 def writer_rows(path: Path) -> list[tuple]:
     table = pq.read_table(path)
     return list(zip(table.column("tag").to_pylist(), table.column("value").to_pylist(),
@@ -60,11 +46,6 @@ def writer_rows(path: Path) -> list[tuple]:
 
 def q_table(task, paths: InstancePaths) -> np.ndarray:
     return load_instance_agent(task, paths.checkpoint).q
-
-
-def leftovers(folder: Path) -> list[str]:
-    """Temporary files or progress state left in ``folder``."""
-    return [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name == "progress"]
 
 
 # ---------------------------------------------------------------------------------------------- split_budget
@@ -312,98 +293,6 @@ def test_corrupt_progress_writer_data_is_discarded(tmp_path, helpers):
     (paths.progress / "writer.400.parquet").write_bytes(b"not parquet" * 10)
     record = fit_instance(task, paths, RUN)
     assert record["resumed_at"] == 0
-
-
-# ---------------------------------------------------------------------------------------------- evaluation
-@pytest.fixture
-def fitted(tmp_path):
-    s = make_study()
-    paths = InstancePaths(tmp_path / "fitted")
-    fit_instance(fit_task(s, "ql", 1), paths)
-    return s, paths
-
-
-def test_evaluate_instance_table(fitted, tmp_path):
-    s, paths = fitted
-    task = eval_task(s, "ql", 1)
-    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
-    on_disk = pq.read_table(paths.evaluation)
-    assert on_disk.schema.names == list(EPISODE_COLUMNS) == [
-        "instance", "episode", "seed", "unit", "score", "return", "discounted_return", "length"]
-    assert on_disk.num_rows == task.eval_kwargs["n_simulations"] == 6
-    assert on_disk.column("instance").to_pylist() == [1] * 6
-    assert on_disk.column("episode").to_pylist() == list(range(6))
-    assert on_disk.column("seed").to_pylist() == task.episode_seeds.tolist()
-    assert on_disk.select(list(EPISODE_COLUMNS)).equals(table.select(list(EPISODE_COLUMNS)))
-    frame = on_disk.to_pandas()
-    assert (frame["length"] >= 1).all() and (frame["length"] <= 100).all()
-    assert set(frame["return"]) <= {0.0, 1.0}
-    # FrozenLake pays 1 on the last step only: discounted = gamma ** (length - 1) * return
-    np.testing.assert_allclose(frame["discounted_return"], frame["return"] * 0.9 ** (frame["length"] - 1))
-    assert (frame["unit"] == "episode").all()  # a policy rollout: one row per episode, scored by its discounted return
-    assert frame["score"].tolist() == frame["discounted_return"].tolist()
-    metadata = json.loads(on_disk.schema.metadata[b"rlpipe"])
-    assert metadata["task_hash"] == task.task_hash()
-    assert metadata["eval_kwargs"] == task.eval_kwargs
-    # same episodes as rolling out the loaded agent's policy with the task's seeds
-    agent = load_instance_agent(task, paths.checkpoint)
-    direct = run_episodes(agent.policy, agent.eval_env, task.episode_seeds, 100, 0.9)
-    np.testing.assert_array_equal(frame["length"].to_numpy(), direct["length"])
-    np.testing.assert_array_equal(frame["discounted_return"].to_numpy(), direct["discounted_return"])
-    assert leftovers(paths.folder) == []
-
-
-def test_evaluate_instance_is_deterministic(fitted, tmp_path):
-    s, paths = fitted
-    task = eval_task(s, "ql", 1)
-    a = evaluate_instance(task, paths.checkpoint, tmp_path / "a.parquet")
-    b = evaluate_instance(task, paths.checkpoint, tmp_path / "b.parquet")
-    assert a.equals(b)
-    assert pq.read_table(tmp_path / "a.parquet").equals(pq.read_table(tmp_path / "b.parquet"))
-
-
-def test_evaluation_more_simulations_extend_the_table(fitted, tmp_path):
-    s, paths = fitted
-    few = evaluate_instance(eval_task(s, "ql", 1), paths.checkpoint, tmp_path / "few.parquet")
-    more_study = make_study(eval_kwargs={"n_simulations": 9, "eval_horizon": 100, "gamma": 0.9})
-    more = evaluate_instance(eval_task(more_study, "ql", 1), paths.checkpoint, tmp_path / "more.parquet")
-    assert more.num_rows == 9
-    assert more.slice(0, 6).equals(few)
-
-
-def test_missing_checkpoint_is_a_checkpoint_error(tmp_path):
-    task = eval_task(make_study(), "ql", 0)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        evaluate_instance(task, tmp_path / "nope" / "agent.ckpt", tmp_path / "out.parquet")
-    assert not (tmp_path / "out.parquet").exists()
-
-
-def eval_only_setup(tmp_path):
-    s = make_study(agent="helpers_agents:EvalOnlyAgent", init_kwargs={}, fit_budget=50, n_checkpoints=2)
-    paths = InstancePaths(tmp_path / "eval_only")
-    fit_instance(fit_task(s, "ql", 0), paths)
-    task = eval_task(s, "ql", 0)
-    return task, paths
-
-
-def test_agent_without_policy_is_scored_by_eval(tmp_path):
-    task, paths = eval_only_setup(tmp_path)
-    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
-    assert table.num_rows == 6
-    assert table.column("length").null_count == 6
-    assert table.column("seed").to_pylist() == task.episode_seeds.tolist()
-    frame = table.to_pandas()
-    assert frame["return"].isna().all() and frame["discounted_return"].isna().all()
-    assert (frame["unit"] == "eval").all()  # one row per call of the agent's own eval
-    agent = load_instance_agent(task, paths.checkpoint)
-    expected = [agent.eval(eval_horizon=100, n_simulations=1, gamma=0.9) for _ in range(6)]
-    assert frame["score"].tolist() == expected
-
-
-def test_agent_without_policy_has_null_returns(tmp_path):
-    task, paths = eval_only_setup(tmp_path)
-    table = evaluate_instance(task, paths.checkpoint, paths.evaluation)
-    assert table.column("return").null_count == table.num_rows
 
 
 def test_pickled_agent_fit_and_evaluation(tmp_path):

@@ -10,11 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from study_tasks import eval_task, fit_task, run_settings
 
 from rlpipe.io.paths import InstancePaths
 from rlpipe.pipeline.cli import main
 from rlpipe.spec.experiment import validate_study
+
+from study_tasks import eval_task, fit_task, run_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from study_tasks import fit_task, run_settings
 
 from rlpipe.io.paths import InstancePaths
 from rlpipe.spec.experiment import validate_study
 
 from snakemake_runner import RLPIPE, SNAKEFILE, ok, run_snakemake
+from study_tasks import fit_task, run_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -1,38 +1,18 @@
-"""rlpipe.spec.experiment (and the config files of rlpipe.spec.config): the validated spec, its defaults, one
-clear message per problem whichever driver builds it, YAML loading, accepted init kwargs."""
+"""rlpipe.spec.experiment: the validated spec, its defaults, one clear message per problem whichever driver
+builds it, and the init kwargs an agent accepts. Reading config files is tested in test_config.py, the schema
+in test_schema.py."""
 from __future__ import annotations
 
 import copy
-import re
-from typing import Any
 
 import pytest
-import yaml
 
 from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
 from rlpipe.errors import ConfigError
 from rlpipe.runtime.keywords import accepted_keywords
-from rlpipe.spec.config import load_config_file
 from rlpipe.spec.experiment import RESERVED_INIT_KWARGS, ExperimentSpec, Study, validate_study
-from rlpipe.spec.schema import experiment_schema
 
-EXPERIMENT = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 100}
-MINIMAL = {"experiments": {"e": EXPERIMENT}}
-
-
-def config(**experiment_overrides: Any) -> dict:
-    """The minimal config with keys of experiment ``e`` replaced (``None`` deletes a key)."""
-    result = copy.deepcopy(MINIMAL)
-    for key, value in experiment_overrides.items():
-        if value is None:
-            del result["experiments"]["e"][key]
-        else:
-            result["experiments"]["e"][key] = value
-    return result
-
-
-def top(**overrides: Any) -> dict:
-    return {**copy.deepcopy(MINIMAL), **overrides}
+from helpers_configs import EXPERIMENT, MINIMAL, config, top
 
 
 # ---------------------------------------------------------------------------------------------- defaults
@@ -90,12 +70,6 @@ def test_input_is_not_mutated():
 def test_unknown_experiment_lookup():
     with pytest.raises(ConfigError, match=r"no experiment named 'x' \(experiments: e\)"):
         validate_study(MINIMAL).experiment("x")
-
-
-def test_experiment_schema_is_the_experiment_definition():
-    schema = experiment_schema()
-    assert set(schema["required"]) == {"agent", "fit_budget"}  # an agent may need no environment
-    assert schema["properties"]["n_fit"]["default"] == 4
 
 
 # ---------------------------------------------------------------------------------------------- bad configs
@@ -216,26 +190,6 @@ def test_schema_errors_skip_the_semantic_checks_of_that_experiment():
     assert str(info.value) == "experiments.e.n_fit: 0 is less than the minimum of 1"
 
 
-def test_yaml11_message_suggests_a_float():
-    with pytest.raises(ConfigError, match=r"write 1\.0e-3"):
-        validate_study(config(init_kwargs={"learning_rate": "1e-3"}))
-
-
-@pytest.mark.parametrize("text", ["5e4", "1.5e3"])
-def test_yaml11_hint_is_a_float_in_yaml(text):
-    with pytest.raises(ConfigError) as info:
-        validate_study(config(init_kwargs={"learning_rate": text}))
-    suggestion = re.search(r"write (\S+)\)", str(info.value)).group(1)
-    assert isinstance(yaml.safe_load(f"x: {suggestion}")["x"], float)
-
-
-def test_yaml11_hint_for_signed_exponent_works():
-    with pytest.raises(ConfigError) as info:
-        validate_study(config(init_kwargs={"learning_rate": "3e-4"}))
-    suggestion = re.search(r"write (\S+)\)", str(info.value)).group(1)
-    assert yaml.safe_load(f"x: {suggestion}")["x"] == 3e-4
-
-
 class ModeAgent(QLearningAgent):
     """An agent with a string hyperparameter."""
 
@@ -247,50 +201,6 @@ class ModeAgent(QLearningAgent):
 def test_other_strings_in_init_kwargs_are_fine():
     study = validate_study(config(agent=f"{__name__}:ModeAgent", init_kwargs={"mode": "e5", "gamma": 0.5}))
     assert study.experiment("e").init_kwargs == {"mode": "e5", "gamma": 0.5}
-
-
-@pytest.mark.parametrize("cfg", [config(n_fit=2.0), config(n_checkpoints=2.0), top(seed=3.0)],
-                         ids=["n_fit", "n_checkpoints", "seed"])
-def test_float_for_an_integer_key_is_rejected(cfg):
-    with pytest.raises(ConfigError):
-        validate_study(cfg)
-
-
-# ---------------------------------------------------------------------------------------------- files
-def test_load_config_file(tmp_path):
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(MINIMAL))
-    assert load_config_file(path) == MINIMAL
-    assert validate_study(load_config_file(str(path))).experiment("e").n_fit == 4
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "experiments:\n  e:\n    agent: x\n   train_env: y\n",  # bad indentation
-        "experiments: {e: [1, 2}\n",  # unclosed bracket
-        "experiments:\n\te: 1\n",  # tab
-    ],
-)
-def test_malformed_yaml(tmp_path, text):
-    path = tmp_path / "broken_config.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=r"broken_config\.yaml is not valid YAML") as info:
-        load_config_file(path)
-    assert "line" in str(info.value)
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
-        load_config_file(tmp_path / "nope.yaml")
-
-
-@pytest.mark.parametrize("text", ["- a\n- b\n", "just a string\n", "", "42\n"])
-def test_top_level_must_be_a_mapping(tmp_path, text):
-    path = tmp_path / "list.yaml"
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=r"list\.yaml: the config must be a mapping"):
-        load_config_file(path)
 
 
 # ---------------------------------------------------------------------------------------------- accepted kwargs

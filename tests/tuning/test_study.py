@@ -1,5 +1,6 @@
-"""rlpipe.tuning.study and its helpers (study_settings, search_space, optimization_report): samplers,
-pruners, reproducibility, resume, failures, interrupted trials, outputs, and the config's ``optimize`` section, on PeakAgent (known optimum: x = 0.3, level "high").
+"""rlpipe.tuning.study: the shared Optuna study, its workers and trials, on PeakAgent (known optimum: x = 0.3,
+level "high"): samplers and pruners in a run, reproducibility, resume, failures, interrupted trials, the study's
+outputs, and what a config's ``optimize`` section makes of the study.
 
 PeakAgent's score is ``fitted / 100 * (1 - (x - 0.3)**2) + 0.5 * (level == "high")`` plus noise of
 0.01, so with fit_budget 100 a trial's value is about ``1 - (x - 0.3)**2 + bonus``.
@@ -22,18 +23,15 @@ import pytest
 import yaml
 from filelock import FileLock
 from optuna.trial import FixedTrial, TrialState
-from study_tasks import optimize_task
 
-from rlpipe.agents import QLearningAgent
 from rlpipe.core.plots import importance_figure, optimization_history_figure
 from rlpipe.core.tasks import OptimizeTask
 from rlpipe.errors import ConfigError, OptimizationError
 from rlpipe.io.paths import OptimizePaths
 from rlpipe.io.provenance import library_versions
-from rlpipe.spec.experiment import optimize_section_problems, tuning_problems, validate_study
+from rlpipe.spec.experiment import optimize_section_problems, validate_study
 from rlpipe.spec.optimize import sampler_problems
-from rlpipe.spec.search_space import grid_values, tuned_keys
-from rlpipe.tuning.report import parameter_importances, trials_table
+from rlpipe.tuning.report import trials_table
 from rlpipe.tuning.study import (
     FAILURES_BEFORE_GIVING_UP,
     counted_trials,
@@ -48,35 +46,11 @@ from rlpipe.tuning.study import (
 )
 
 from helpers_agents import PeakAgent
+from helpers_configs import FLOAT, GRID_SPACE, peak_experiment, peak_task, run
+from study_tasks import optimize_task
 
-PEAK = "helpers_agents:PeakAgent"
 PNG = b"\x89PNG\r\n\x1a\n"
 OPTIMUM = PeakAgent.OPTIMUM  # 0.3
-GRID_SPACE = {  # 3 x 2 x 2 = 12 points; fail_above >= 1 never fails with x <= 0.5, it is only an int dimension
-    "x": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.25},
-    "level": {"type": "categorical", "choices": ["low", "high"]},
-    "fail_above": {"type": "int", "low": 1, "high": 2},
-}
-
-
-def peak_experiment(optimize: dict[str, Any] | None = None, **experiment: Any) -> dict[str, Any]:
-    spec = {"agent": PEAK, "train_env": "FrozenLake-v1", "fit_budget": 100,
-            "eval_kwargs": {"eval_horizon": 5, "n_simulations": 2},
-            "optimize": {"n_trials": 8, "n_fit": 2, "sampler_method": "random", **(optimize or {})}}
-    return {**spec, **experiment}
-
-
-def peak_task(seed: int = 3, init_kwargs: dict[str, Any] | None = None, experiment: dict[str, Any] | None = None,
-              **optimize: Any) -> OptimizeTask:
-    spec = peak_experiment(optimize, init_kwargs=init_kwargs or {}, **(experiment or {}))
-    return optimize_task(validate_study({"seed": seed, "experiments": {"peak": spec}}), "peak")
-
-
-def run(task: OptimizeTask, folder: Path, **kwargs: Any) -> tuple[dict[str, Any], optuna.Study]:
-    """One worker over the study, then the study as stored."""
-    paths = OptimizePaths(folder)
-    result = run_worker(task, paths, **kwargs)
-    return result, open_study(task, paths)
 
 
 def snapshot(study: optuna.Study) -> list[tuple[int, str, dict[str, Any], float | None]]:
@@ -108,13 +82,6 @@ def test_each_sampler_completes_the_requested_trials(tmp_path, method) -> None:
         assert trial.user_attrs["init_kwargs"] == trial.params
         # the mean evaluation return of the 2 instances, up to PeakAgent's noise (sd 0.01 per episode)
         assert trial.value == pytest.approx(expected_score(trial.params), abs=0.04)
-
-
-def test_grid_values_walk_each_dimension() -> None:
-    assert grid_values(GRID_SPACE) == {"x": [0.0, 0.25, 0.5], "level": ["low", "high"], "fail_above": [1, 2]}
-    assert grid_values({"lr": {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1}}) == {"lr": [0.1, 0.2, 0.3]}
-    assert grid_values({"lr": {"type": "float", "low": 0.0, "high": 0.6, "step": 0.25}}) == {"lr": [0.0, 0.25, 0.5]}
-    assert grid_values({"n": {"type": "int", "low": 2, "high": 9, "step": 3}}) == {"n": [2, 5, 8]}
 
 
 def test_grid_visits_every_point_once_and_caps_the_total_at_the_grid_size(tmp_path) -> None:
@@ -345,13 +312,6 @@ def test_every_trial_failing_stops_the_worker_with_the_first_error(tmp_path) -> 
     assert not paths.best_init_kwargs.exists()
 
 
-def test_a_per_instance_kwarg_that_sample_parameters_tunes_is_refused_by_the_config_check() -> None:
-    experiment = {"n_fit": 2, "init_kwargs_per_instance": [{"x": 0.1}, {"x": 0.2}]}
-    with pytest.raises(ConfigError, match=r"experiments\.peak\.optimize\.search_space: PeakAgent\.sample_parameters "
-                                          r"tunes x: is set per instance in init_kwargs_per_instance"):
-        peak_task(n_fit=2, experiment=experiment)
-
-
 def test_summarize_without_any_trial_is_an_error(tmp_path) -> None:
     with pytest.raises(OptimizationError, match=r"\(trials: none\)\. No trial recorded an error"):
         summarize_study(peak_task(), OptimizePaths(tmp_path / "optimize"))
@@ -435,21 +395,6 @@ def test_summarize_study_writes_its_outputs(tmp_path) -> None:
         assert plot.read_bytes()[:8] == PNG
 
 
-def test_parameter_importances(tmp_path) -> None:
-    task = peak_task(n_trials=1)
-    _, study = run(task, tmp_path / "one")
-    assert parameter_importances(study, study.get_trials()) == {}  # one completed trial
-    task = peak_task(n_trials=3, init_kwargs={"fail_above": -2.0})
-    with pytest.raises(OptimizationError):
-        run_worker(task, OptimizePaths(tmp_path / "failed"))
-    study = open_study(task, OptimizePaths(tmp_path / "failed"))
-    assert parameter_importances(study, study.get_trials()) == {}  # no completed trial
-    _, study = run(peak_task(n_trials=16), tmp_path / "many")
-    importances = parameter_importances(study, study.get_trials())
-    assert set(importances) == {"x", "level"}
-    assert all(value >= 0 for value in importances.values()) and sum(importances.values()) == pytest.approx(1.0)
-
-
 def test_plots_say_no_data_on_empty_input(tmp_path) -> None:
     empty = pd.DataFrame({"number": pd.Series([], dtype=int), "value": pd.Series([], dtype=float),
                           "state": pd.Series([], dtype=str)})
@@ -465,64 +410,6 @@ def test_plots_say_no_data_on_empty_input(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- config
-FLOAT = {"type": "float", "low": 0.0, "high": 1.0}
-BAD_SECTIONS = [  # (optimize section, experiment overrides, expected text of the one problem)
-    ({"n_trial": 3}, {}, "experiments.peak.optimize: unknown key 'n_trial' (did you mean 'n_trials'?)"),
-    ({"n_trials": 0}, {}, "experiments.peak.optimize.n_trials: 0 is less than the minimum of 1"),
-    ({"timeout": 0}, {}, "experiments.peak.optimize.timeout:"),
-    ({"fit_fraction": 0}, {}, "experiments.peak.optimize.fit_fraction: 0 is less than or equal to the minimum of 0"),
-    ({"fit_fraction": 1.5}, {}, "experiments.peak.optimize.fit_fraction: 1.5 is greater than the maximum of 1"),
-    ({"sampler_method": "bayes"}, {}, "experiments.peak.optimize.sampler_method: 'bayes' is not one of"),
-    ({"pruner_method": "hyperband"}, {}, "experiments.peak.optimize.pruner_method: 'hyperband' is not one of"),
-    ({"search_space": {}}, {}, "experiments.peak.optimize.search_space: {} should be non-empty"),
-    ({"search_space": {"x": {**FLOAT, "low": 2.0}}}, {},
-     "experiments.peak.optimize.search_space.x: low (2.0) is above high (1.0)"),
-    ({"search_space": {"x": {**FLOAT, "log": True}}}, {},
-     "experiments.peak.optimize.search_space.x: log scale needs low > 0, got 0.0"),
-    ({"search_space": {"x": {**FLOAT, "low": 0.1, "log": True, "step": 0.1}}}, {},
-     "experiments.peak.optimize.search_space.x: log and step cannot be combined"),
-    ({"search_space": {"x": {"type": "int", "low": 1, "high": 8, "log": True, "step": 2}}}, {},
-     "experiments.peak.optimize.search_space.x: log and step cannot be combined"),
-    ({"search_space": {"x": {"low": 0.0, "high": 1.0}}}, {},
-     "experiments.peak.optimize.search_space.x: missing required key 'type'"),
-    ({"search_space": {"x": {**FLOAT, "step": -0.1}}}, {},
-     "experiments.peak.optimize.search_space.x.step: -0.1 is less than or equal to the minimum of 0"),
-    ({"search_space": {"level": {"type": "categorical", "choices": []}}}, {},
-     "experiments.peak.optimize.search_space.level.choices: [] should be non-empty"),
-    ({"search_space": {"xx": FLOAT}}, {},
-     "experiments.peak.optimize.search_space: PeakAgent does not accept 'xx' (did you mean 'x'?)"),
-    ({"search_space": {"seeder": FLOAT}}, {},
-     "experiments.peak.optimize.search_space.seeder: is set by rlpipe for each instance and cannot be tuned"),
-    ({"search_space": {"x": FLOAT}}, {"n_fit": 2, "init_kwargs_per_instance": [{"x": 0.1}, {"x": 0.2}]},
-     "experiments.peak.optimize.search_space.x: is set per instance in init_kwargs_per_instance"),
-    ({"sampler_method": "grid"}, {},
-     "experiments.peak.optimize.search_space: the grid sampler needs a search_space"),
-    ({"sampler_method": "grid", "search_space": {"x": FLOAT}}, {},
-     "experiments.peak.optimize.search_space.x: the grid sampler needs a 'step' for float parameters"),
-    ({"sampler_kwargs": {"seed": 1}}, {},
-     "experiments.peak.optimize.sampler_kwargs.seed: the sampler is seeded by rlpipe"),
-    ({"sampler_method": "optuna_default", "sampler_kwargs": {"n_startup_trial": 5}}, {},
-     "experiments.peak.optimize.sampler_kwargs: TPESampler does not accept 'n_startup_trial' (did you mean 'n_startup_trials'?)"),
-    ({"sampler_method": "random", "sampler_kwargs": {"n_startup_trials": 5}}, {},
-     "experiments.peak.optimize.sampler_kwargs: RandomSampler does not accept 'n_startup_trials'"),
-    ({}, {"agent": "helpers_agents:EvalOnlyAgent"},
-     "experiments.peak.optimize.search_space: missing, and EvalOnlyAgent does not define sample_parameters(trial)"),
-]
-
-
-@pytest.mark.parametrize(("optimize", "experiment", "expected"), BAD_SECTIONS,
-                         ids=[case[2].split(": ")[0].removeprefix("experiments.peak.") + f"-{i}"
-                              for i, case in enumerate(BAD_SECTIONS)])
-def test_bad_optimize_sections_are_rejected_naming_the_key(optimize, experiment, expected) -> None:
-    spec = {**peak_experiment(), "optimize": optimize, **experiment}
-    config = {"seed": 3, "experiments": {"peak": spec}}
-    try:
-        problems = tuning_problems(validate_study(config))  # the sampler's keywords: checked apart (Optuna)
-    except ConfigError as error:
-        problems = str(error).splitlines()
-    assert len(problems) == 1 and expected in problems[0]  # one problem, one line
-
-
 def test_minimal_optimize_section_gets_its_defaults() -> None:
     spec = {**peak_experiment(), "optimize": {}}
     study = validate_study({"seed": 3, "experiments": {"peak": spec}})
@@ -551,14 +438,6 @@ def test_optimize_section_problems_of_the_python_api() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- tuned keys
-def test_tuned_keys() -> None:
-    assert tuned_keys(QLearningAgent, None) == ["epsilon_decay_steps", "gamma", "learning_rate"]
-    assert tuned_keys(PeakAgent, None) == ["level", "x"]
-    space = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1.0, "log": True},
-             "epsilon_decay_steps": {"type": "int", "low": 10, "high": 1000, "step": 10}}
-    assert tuned_keys(QLearningAgent, space) == ["epsilon_decay_steps", "learning_rate"]  # the search space wins
-
-
 def test_optimize_task_leaves_tuned_keys_out_of_its_identity() -> None:
     before = peak_task(init_kwargs={"x": -0.9, "level": "low", "fit_seconds": 0.0}, sampler_method="optuna_default")
     assert before.init_kwargs == {"fit_seconds": 0.0}
@@ -582,32 +461,6 @@ def test_untuned_init_kwargs_reach_the_trials(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- review fixes
-class ConditionalPeakAgent(PeakAgent):
-    """Suggests ``x`` only on one side of a condition on ``level``."""
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        level = trial.suggest_categorical("level", ["low", "high"])
-        return {"level": level, **({"x": trial.suggest_float("x", -1.0, 1.0)} if level == "high" else {})}
-
-
-def test_tuned_keys_see_both_sides_of_a_condition() -> None:
-    assert tuned_keys(ConditionalPeakAgent, None) == ["level", "x"]
-
-
-def test_categorical_choices_of_mixed_types_are_stored_as_json_text(tmp_path) -> None:
-    study = optuna.create_study(direction="maximize")
-    distribution = optuna.distributions.CategoricalDistribution(["auto", 0.5])
-    for choice, value in (("auto", 1.0), (0.5, 2.0)):
-        study.add_trial(optuna.trial.create_trial(params={"clip": choice}, distributions={"clip": distribution},
-                                                  value=value, user_attrs={"init_kwargs": {"clip": choice}}))
-    path = tmp_path / "trials.parquet"
-    trials_table(study).to_parquet(path)
-    table = pd.read_parquet(path)
-    assert [json.loads(v) for v in table["params_clip"]] == ["auto", 0.5]
-    assert [json.loads(v) for v in table["user_attrs_init_kwargs"]] == [{"clip": "auto"}, {"clip": 0.5}]
-
-
 def test_counting_stored_trials_fails_those_of_dead_workers_first(tmp_path) -> None:
     task = peak_task(n_trials=3)
     paths = OptimizePaths(tmp_path / "optimize")
@@ -623,20 +476,6 @@ def test_two_lambdas_as_custom_eval_function_are_two_studies() -> None:
     first = dataclasses.replace(task, custom_eval_function=lambda agents: 1.0)
     second = dataclasses.replace(task, custom_eval_function=lambda agents: 2.0)
     assert len({task.study_name, first.study_name, second.study_name}) == 3
-
-
-@pytest.mark.parametrize(("optimize", "message"), [
-    ({"sampler_method": "grid", "sampler_kwargs": {"search_space": {"x": 0.1, "level": ["high"]}}},
-     "optimize.sampler_kwargs.search_space.x: must be a non-empty list of values, got 0.1"),
-    ({"sampler_method": "grid", "sampler_kwargs": {"search_space": {"x": [0.1], "levl": ["high"]}}},
-     "optimize.sampler_kwargs.search_space: the grid names ['levl', 'x'] are not the parameters the trials suggest ['level', 'x']"),
-    ({"search_space": {"level": {"type": "categorical", "choices": ["high", "1e-3"]}}},
-     "optimize.search_space.level.choices[1]: '1e-3' was read as a string"),
-])
-def test_review_found_sections_are_refused(optimize: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError) as raised:
-        peak_task(**optimize)
-    assert f"experiments.peak.{message}" in str(raised.value)
 
 
 def test_how_trials_log_is_not_part_of_the_study() -> None:

@@ -1,9 +1,12 @@
-"""Built-in agents, the Agent base class (episodes, checkpoints, eval), checkpoint files and rollouts."""
+"""The Agent base class (rlpipe/agents/base.py), checked on every built-in agent where the contract is shared.
+
+Seeding and seeders, additive fit, checkpoints (save/load/continue, native and pickled files, errors),
+``AgentWithSimplePolicy.eval``, writers (``set_writer``, NullWriter, default writer kwargs), env copies,
+``output_dir`` and the default ``sample_parameters``.
+"""
 from __future__ import annotations
 
-import math
 import zipfile
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -14,13 +17,10 @@ from rlpipe.agents import QLearningAgent, RandomAgent, ValueIterationAgent
 from rlpipe.agents.base import NullWriter
 from rlpipe.errors import CheckpointError
 from rlpipe.io.checkpoint import COMPRESSED_PICKLE_MAGIC, META_KEY, PICKLE_MAGIC, read_checkpoint
-from rlpipe.runtime.rollouts import run_episodes
 
 from agent_assertions import assert_same_agent, assert_same_state, writer_rows
 from helpers_agents import PickledCounterAgent
-
-FL = "FrozenLake-v1"
-FL_DET = {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}}
+from toy_envs import FL, CountdownEnv
 
 # (class, init kwargs, a budget: env steps, or sweeps for value iteration)
 AGENTS = [
@@ -31,33 +31,10 @@ AGENTS = [
 STOCHASTIC_AGENTS = AGENTS[:2]
 
 
-# ---------------------------------------------------------------------------------------------- helpers
 def split_points(total: int) -> list[int]:
     """Uneven pieces of ``total``: lots of boundaries, some of them inside episodes."""
     pieces = [1, total // 3, 7, 0]
     return pieces + [total - sum(pieces)]
-
-
-class CountdownEnv(gym.Env):
-    """Reward 1 at every step; terminates after ``length`` steps (or never if ``length`` is None)."""
-
-    def __init__(self, length: int | None = 5) -> None:
-        self.length = length
-        self.observation_space = gym.spaces.Discrete(1000)
-        self.action_space = gym.spaces.Discrete(2)
-        self.reset_seeds: list[int | None] = []
-        self.t = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[int, dict]:
-        super().reset(seed=seed)
-        self.reset_seeds.append(seed)
-        self.t = 0
-        return 0, {}
-
-    def step(self, action: Any) -> tuple[int, float, bool, bool, dict]:
-        self.t += 1
-        terminated = self.length is not None and self.t >= self.length
-        return self.t, 1.0, terminated, False, {}
 
 
 # ---------------------------------------------------------------------------------------------- seeding
@@ -80,15 +57,6 @@ def test_different_seeds_differ(cls, kwargs, budget):
     assert writer_rows(a) != writer_rows(b)
     if cls is QLearningAgent:
         assert not np.array_equal(a.q, b.q)
-
-
-def test_value_iteration_does_not_depend_on_the_seed():
-    a = ValueIterationAgent(FL, gamma=0.95, seeder=1)
-    b = ValueIterationAgent(FL, gamma=0.95, seeder=2)
-    a.fit(30)
-    b.fit(30)
-    np.testing.assert_array_equal(a.values, b.values)
-    np.testing.assert_array_equal(a.q, b.q)
 
 
 def test_seeder_forms_are_equivalent():
@@ -328,125 +296,7 @@ def test_eval_discounts_with_gamma():
     assert agent.eval(n_simulations=3, gamma=1.0, eval_horizon=2) == 2.0
 
 
-# ---------------------------------------------------------------------------------------------- value iteration
-def test_value_iteration_on_deterministic_frozen_lake():
-    agent = ValueIterationAgent(FL_DET, gamma=0.9, seeder=0)
-    agent.fit(100)
-    assert agent.converged
-    assert agent.sweeps < 100  # stopped early
-    assert agent.total_env_steps == 0
-    v = agent.values.reshape(4, 4)
-    # Reward 1 only on reaching the goal (15): from a state k steps away, V = 0.9 ** (k - 1).
-    assert v[3, 2] == pytest.approx(1.0)  # state 14, next to the goal
-    assert v[2, 2] == pytest.approx(0.9)  # state 10
-    assert v[0, 0] == pytest.approx(0.9**5)  # start: 6 steps from the goal
-    for hole_or_goal in (5, 7, 11, 12, 15):
-        assert agent.values[hole_or_goal] == 0.0  # terminal states
-    assert agent.eval(eval_horizon=100, n_simulations=5) == 1.0
-    residuals = agent.writer.read_tag_value("bellman_residual")
-    assert residuals.index.tolist() == list(range(1, agent.sweeps + 1))
-    assert residuals.iloc[0] == pytest.approx(1.0)  # first sweep: V(14) goes from 0 to 1
-    assert residuals.iloc[-1] < agent.epsilon
-
-
-def test_value_iteration_budget_after_convergence_is_a_no_op():
-    agent = ValueIterationAgent(FL_DET, gamma=0.9, seeder=0)
-    agent.fit(100)
-    sweeps, rows = agent.sweeps, writer_rows(agent)
-    agent.fit(50)
-    assert agent.sweeps == sweeps
-    assert writer_rows(agent) == rows
-
-
-def test_value_iteration_needs_a_transition_table():
-    with pytest.raises(ValueError, match="needs the transition table env.unwrapped.P"):
-        ValueIterationAgent((CountdownEnv, {}), seeder=0)
-
-
-# ---------------------------------------------------------------------------------------------- learning
-def test_q_learning_learns_deterministic_frozen_lake():
-    agent = QLearningAgent(FL_DET, seeder=0)
-    agent.fit(20_000)
-    assert agent.total_env_steps == 20_000
-    assert agent.epsilon() == pytest.approx(0.05)
-    assert agent.eval(eval_horizon=100, n_simulations=10) == 1.0
-    assert agent.q[14, 2] == pytest.approx(1.0, abs=1e-3)  # right from 14 reaches the goal
-
-
-def test_q_learning_epsilon_schedule():
-    agent = QLearningAgent(FL, epsilon_start=1.0, epsilon_end=0.2, epsilon_decay_steps=100, seeder=0)
-    assert agent.epsilon() == 1.0
-    agent.fit(50)
-    assert agent.epsilon() == pytest.approx(0.6)
-    agent.fit(100)
-    assert agent.epsilon() == pytest.approx(0.2)
-
-
-def test_random_agent_writes_episode_statistics():
-    agent = RandomAgent(FL, seeder=0)
-    agent.fit(500)
-    lengths = agent.writer.read_tag_value("episode_length")
-    rewards = agent.writer.read_tag_value("episode_rewards")
-    assert len(lengths) == len(rewards) > 0
-    # global_step = total steps when the episode ended = cumulative sum of the episode lengths
-    assert lengths.index.tolist() == np.cumsum(lengths.to_numpy()).tolist()
-    assert set(rewards.unique()) <= {0.0, 1.0}
-
-
-# ---------------------------------------------------------------------------------------------- validation
-@pytest.mark.parametrize(
-    "cls, kwargs, name",
-    [
-        (QLearningAgent, {"learning_rate": 0}, "learning_rate"),
-        (QLearningAgent, {"learning_rate": 1.5}, "learning_rate"),
-        (QLearningAgent, {"gamma": 1.5}, "gamma"),
-        (QLearningAgent, {"gamma": -0.1}, "gamma"),
-        (QLearningAgent, {"epsilon_start": 2}, "epsilon_start"),
-        (QLearningAgent, {"epsilon_end": -1}, "epsilon_end"),
-        (QLearningAgent, {"epsilon_decay_steps": 0}, "epsilon_decay_steps"),
-        (ValueIterationAgent, {"gamma": 1.0}, "gamma"),
-        (ValueIterationAgent, {"gamma": 1.5}, "gamma"),
-    ],
-)
-def test_hyperparameter_validation(cls, kwargs, name):
-    with pytest.raises(ValueError, match=rf"{cls.name}: {name} must be"):
-        cls(FL, seeder=0, **kwargs)
-
-
-def test_boundary_hyperparameters_are_accepted():
-    greedy = QLearningAgent(FL, learning_rate=1.0, gamma=1.0, epsilon_start=0.0, epsilon_end=0.0, seeder=0)
-    assert (greedy.learning_rate, greedy.gamma, greedy.epsilon()) == (1.0, 1.0, 0.0)
-    greedy.fit(50)
-    assert greedy.total_env_steps == 50
-    myopic = ValueIterationAgent(FL, gamma=0.0, seeder=0)
-    myopic.fit(5)
-    np.testing.assert_array_equal(myopic.q, myopic.rewards)  # with gamma 0, Q is the expected immediate reward
-    assert myopic.converged
-
-
-@pytest.mark.parametrize("cls", [QLearningAgent, ValueIterationAgent])
-def test_tabular_agents_reject_continuous_envs(cls):
-    with pytest.raises(ValueError, match=rf"{cls.name} needs Discrete observation and action spaces; "
-                                         "this env has Box observations and Discrete actions"):
-        cls("CartPole-v1", seeder=0)
-
-
-def test_random_agent_works_on_cartpole():
-    agent = RandomAgent("CartPole-v1", seeder=0)
-    agent.fit(200)
-    assert agent.total_env_steps == 200
-    assert 0 < agent.eval(n_simulations=2) <= 500
-
-
 # ---------------------------------------------------------------------------------------------- sample_parameters
-def test_q_learning_sample_parameters():
-    fixed = {"learning_rate": 0.3, "gamma": 0.95, "epsilon_decay_steps": 2000}
-    params = QLearningAgent.sample_parameters(optuna.trial.FixedTrial(fixed))
-    assert params == fixed
-    agent = QLearningAgent(FL, seeder=0, **params)
-    assert (agent.learning_rate, agent.gamma, agent.epsilon_decay_steps) == (0.3, 0.95, 2000)
-
-
 def test_other_sample_parameters():
     assert ValueIterationAgent.sample_parameters(optuna.trial.FixedTrial({"gamma": 0.97})) == {"gamma": 0.97}
     assert RandomAgent.sample_parameters(optuna.trial.FixedTrial({})) == {}
@@ -488,6 +338,16 @@ def test_default_writer_kwargs_and_name():
     assert data.groupby("tag").size().to_dict() == {"episode_length": 2, "episode_rewards": 2}
 
 
+def test_a_disabled_writer_answers_every_writer_method_and_refuses_typos():
+    silent = QLearningAgent(FL, seeder=1)
+    silent.set_writer(None)
+    assert not silent.writer
+    silent.writer.add_scalar("x", 1.0, 1)
+    silent.writer.add_text("notes", "hello")
+    with pytest.raises(AttributeError, match="did you mean 'add_scalar'"):
+        silent.writer.add_scaler("x", 1.0)
+
+
 # ---------------------------------------------------------------------------------------------- envs in agents
 def test_eval_env_is_a_separate_instance():
     agent = QLearningAgent(FL, seeder=0)
@@ -509,54 +369,3 @@ def test_output_dir_is_not_created(tmp_path):
     agent.fit(10)
     assert agent.output_dir == tmp_path / "out"
     assert not (tmp_path / "out").exists()
-
-
-# ---------------------------------------------------------------------------------------------- rollouts
-def test_run_episodes_returns_and_discounting():
-    env = CountdownEnv(length=5)
-    result = run_episodes(lambda obs: 0, env, seeds=[3, 4], horizon=100, gamma=0.5)
-    np.testing.assert_array_equal(result["return"], [5.0, 5.0])
-    np.testing.assert_allclose(result["discounted_return"], [1.9375, 1.9375])
-    np.testing.assert_array_equal(result["length"], [5, 5])
-    assert result["length"].dtype == np.int64
-    assert env.reset_seeds == [3, 4]
-
-
-def test_run_episodes_horizon_cuts_episodes():
-    result = run_episodes(lambda obs: 0, CountdownEnv(length=5), seeds=[0], horizon=3, gamma=0.5)
-    assert result["return"].tolist() == [3.0]
-    assert result["discounted_return"].tolist() == [1.75]
-    assert result["length"].tolist() == [3]
-    empty = run_episodes(lambda obs: 0, CountdownEnv(), seeds=[0, 1], horizon=0, gamma=1.0)
-    assert empty["length"].tolist() == [0, 0] and empty["return"].tolist() == [0.0, 0.0]
-
-
-def test_run_episodes_on_a_time_limited_env():
-    env = gym.wrappers.TimeLimit(CountdownEnv(length=None), max_episode_steps=4)
-    result = run_episodes(lambda obs: 1, env, seeds=range(3), horizon=10, gamma=1.0)
-    assert result["length"].tolist() == [4, 4, 4]  # truncated by the wrapper, before the horizon
-    assert result["return"].tolist() == [4.0, 4.0, 4.0]
-    frozen = gym.make(FL, max_episode_steps=7)
-    result = run_episodes(lambda obs: 0, frozen, seeds=range(20), horizon=5, gamma=0.9)
-    assert (result["length"] <= 5).all() and (result["length"] >= 1).all()
-    assert set(result["return"].tolist()) <= {0.0, 1.0}
-
-
-def test_run_episodes_is_deterministic_given_seeds():
-    env = gym.make(FL)
-    rng_policy = lambda obs: int(obs) % 4  # noqa: E731 - a deterministic policy
-    a = run_episodes(rng_policy, env, seeds=[1, 2, 3, 4], horizon=100, gamma=0.99)
-    b = run_episodes(rng_policy, gym.make(FL), seeds=[1, 2, 3, 4], horizon=100, gamma=0.99)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
-    assert not math.isnan(a["discounted_return"].sum())
-
-
-def test_a_disabled_writer_answers_every_writer_method_and_refuses_typos():
-    silent = QLearningAgent(FL, seeder=1)
-    silent.set_writer(None)
-    assert not silent.writer
-    silent.writer.add_scalar("x", 1.0, 1)
-    silent.writer.add_text("notes", "hello")
-    with pytest.raises(AttributeError, match="did you mean 'add_scalar'"):
-        silent.writer.add_scaler("x", 1.0)

@@ -1,0 +1,148 @@
+"""rlpipe.spec.schema: the config schema, its defaults, strict integers, and one line per problem."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from rlpipe.errors import ConfigError
+from rlpipe.spec.experiment import validate_study
+from rlpipe.spec.schema import config_schema, experiment_schema, invalid_experiments, schema_defaults, schema_problems
+
+from helpers_configs import config, top
+
+
+# ---------------------------------------------------------------------------------------------- schema
+def test_experiment_schema_is_the_experiment_definition():
+    schema = experiment_schema()
+    assert set(schema["required"]) == {"agent", "fit_budget"}  # an agent may need no environment
+    assert schema["properties"]["n_fit"]["default"] == 4
+
+
+def test_config_schema_is_read_once_and_holds_the_top_level_keys():
+    assert config_schema() is config_schema()
+    assert set(config_schema()["properties"]) == {"seed", "report", "experiments"}
+    assert experiment_schema() is config_schema()["$defs"]["experiment"]
+
+
+# ---------------------------------------------------------------------------------------------- defaults
+@pytest.mark.parametrize(("key", "defaults"), [
+    ("writer", {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None, "maxlen_by_tag": {}}),
+    ("learning_curve", {"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1}),
+    ("optimize", {"n_trials": 32, "timeout": None, "n_fit": 2, "n_optuna_workers": 2, "sampler_method": "optuna_default",
+                  "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None}),
+    ("eval_kwargs", {}),  # its keys have no defaults: the agent's eval has them
+    ("report", {"confidence": 0.95, "bootstrap_samples": 10000}),  # a key of the config, not of an experiment
+])
+def test_schema_defaults(key, defaults):
+    assert schema_defaults(key) == defaults
+
+
+def test_schema_problems_fill_defaults_in_place():
+    instance = {"experiments": {"e": {"agent": "pkg.Agent", "fit_budget": 10, "writer": {"print_log": False}}}}
+    assert schema_problems(instance) == []
+    assert instance["seed"] == 42 and instance["report"] == schema_defaults("report")
+    entry = instance["experiments"]["e"]
+    assert entry["writer"] == {**schema_defaults("writer"), "print_log": False}
+    assert entry["n_fit"] == 4 and entry["init_kwargs"] == {} and entry["allow_pickle"] is False
+    assert "optimize" not in entry and "train_env" not in entry  # no default: absent stays absent
+
+
+def test_schema_problems_of_one_definition():
+    entry: dict = {}
+    assert schema_problems(entry, "experiment") == ["(top level): missing required key 'agent'",
+                                                    "(top level): missing required key 'fit_budget'"]
+    section: dict = {"n_trials": 3}
+    assert schema_problems(section, "experiment/properties/optimize") == []
+    assert section == {**schema_defaults("optimize"), "n_trials": 3}
+
+
+def test_schema_problems_are_sorted_by_key_path():
+    config = {"seed": -1, "experiments": {"b": {"agent": "", "fit_budget": 1}, "a": {"fit_budget": "x"}}}
+    assert schema_problems(config) == [
+        "experiments.a: missing required key 'agent'",
+        "experiments.a.fit_budget: 'x' is not of type 'integer'",
+        "experiments.b.agent: '' should be non-empty",
+        "seed: -1 is less than the minimum of 0",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- messages
+def test_unknown_key_without_a_close_match_lists_the_allowed_keys():
+    assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1}}, "zzz": 1}) == [
+        "(top level): unknown key 'zzz' (allowed: seed, report, experiments)"]
+
+
+def test_each_unknown_key_gets_its_own_line():
+    problems = schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1, "n_fitt": 2, "wrter": {}}}})
+    assert problems == [
+        "experiments.e: unknown key 'n_fitt' (did you mean 'n_fit'?)",
+        "experiments.e: unknown key 'wrter' (did you mean 'writer'?)",
+    ]
+
+
+@pytest.mark.parametrize(("train_env", "problem"), [
+    ({"idd": "CartPole-v1"}, "experiments.e.train_env: unknown key 'idd' (did you mean 'id'?)"),
+    ("", "experiments.e.train_env: '' should be non-empty"),
+    ({"id": "CartPole-v1", "wrappers": [{"kwargs": {}}]},
+     "experiments.e.train_env.wrappers.0: missing required key 'wrapper'"),
+    ({"id": "CartPole-v1", "wrappers": [{"wrapper": "a:B", "kwrgs": {}}]},
+     "experiments.e.train_env.wrappers.0: unknown key 'kwrgs' (did you mean 'kwargs'?)"),
+], ids=["mapping-unknown-key", "empty-id", "wrapper-missing", "wrapper-unknown-key"])
+def test_env_problems_come_from_the_branch_of_their_kind(train_env, problem):
+    """An env is a string or a mapping (anyOf): a mapping's problem is reported, not 'is not of type string'."""
+    assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1, "train_env": train_env}}}) == [problem]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("train_env", 5, "experiments.e.train_env: expected null, a string or a mapping, got 5"),
+    ("eval_env", [1], "experiments.e.eval_env: expected a string or a mapping, got [1]"),
+], ids=["train_env-int", "eval_env-list"])
+def test_an_env_of_no_accepted_kind_names_the_kinds(key, value, problem):
+    assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1, key: value}}}) == [problem]
+
+
+@pytest.mark.parametrize(("dimension", "problem"), [
+    ({"type": "bool"}, "search_space.x.type: 'bool' is not one of ['float', 'int', 'categorical']"),
+    ({"type": "int", "low": 0.5, "high": 1}, "search_space.x.low: 0.5 is not of type 'integer'"),
+    ({"type": "int", "low": 0, "high": 4, "step": 0}, "search_space.x.step: 0 is less than the minimum of 1"),
+    ({"type": "float", "low": 0.0}, "search_space.x: missing required key 'high'"),
+    ({"type": "float", "low": 0.0, "high": 1.0, "choices": [1]},
+     "search_space.x: unknown key 'choices' (allowed: type, low, high, log, step)"),
+    ({"type": "categorical"}, "search_space.x: missing required key 'choices'"),
+    ({"type": "categorical", "choices": [[1]]},
+     "search_space.x.choices.0: expected a string, a number, a boolean or null, got [1]"),
+], ids=["unknown-type", "int-float-bound", "int-step-0", "float-no-high", "float-choices", "categorical-no-choices",
+        "categorical-list-choice"])
+def test_search_dimension_problems(dimension, problem):
+    assert schema_problems({"search_space": {"x": dimension}}, "experiment/properties/optimize") == [problem]
+
+
+# ---------------------------------------------------------------------------------------------- strict integers
+@pytest.mark.parametrize("cfg", [config(n_fit=2.0), config(n_checkpoints=2.0), top(seed=3.0)],
+                         ids=["n_fit", "n_checkpoints", "seed"])
+def test_float_for_an_integer_key_is_rejected(cfg):
+    with pytest.raises(ConfigError):
+        validate_study(cfg)
+
+
+@pytest.mark.parametrize("value", [True, 2.0])
+def test_a_bool_or_a_float_is_not_an_integer(value):
+    assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": value}}}) == [
+        f"experiments.e.fit_budget: {value!r} is not of type 'integer'"]
+
+
+def test_an_integer_is_a_number():
+    report = {"confidence": 0.9, "bootstrap_samples": 200}
+    assert schema_problems({"report": report, "experiments": {"e": {"agent": "a.B", "fit_budget": 1,
+                                                                     "writer": {"log_interval": 3}}}}) == []
+
+
+# ---------------------------------------------------------------------------------------------- invalid experiments
+def test_invalid_experiments_names_those_the_schema_rejects_without_changing_the_config():
+    config = {"seed": -1, "experiments": {"good": {"agent": "a.B", "fit_budget": 1}, "no_budget": {"agent": "a.B"},
+                                          "bad_n_fit": {"agent": "a.B", "fit_budget": 1, "n_fit": 0}}}
+    before = copy.deepcopy(config)
+    assert invalid_experiments(config) == {"no_budget", "bad_n_fit"}  # the bad seed is no experiment's
+    assert config == before  # no defaults filled in
+    assert invalid_experiments({"experiments": {"good": {"agent": "a.B", "fit_budget": 1}}}) == set()
