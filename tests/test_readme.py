@@ -90,3 +90,10 @@ def test_the_layout_names_every_module_of_the_package() -> None:
     modules = {path.name for path in package.rglob("*.py") if not path.name.startswith("__")}
     modules.add("config.schema.yaml")
     assert {name for name in modules if f"  {name} " not in layout} == set()
+
+
+@pytest.mark.parametrize("readme", [README, README.parent / "config" / "README.md"], ids=["README", "config-README"])
+def test_every_file_path_a_readme_names_exists(readme: Path) -> None:
+    named = set(re.findall(r"\b((?:tests|rlpipe|workflow|config)/[\w/.-]+\.(?:py|smk|yaml|rst))\b", readme.read_text()))
+    assert named, "the pattern found no paths: the test would prove nothing"
+    assert sorted(p for p in named if not (README.parent / p).exists()) == []
