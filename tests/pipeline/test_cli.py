@@ -187,3 +187,19 @@ def test_evaluate_untrusted_pickle_is_one_line(tmp_path, capsys):
     assert lines[0].startswith("rlpipe evaluate (experiment 'ql', instance 1): ")
     trusted = str(run_settings(study, "ql"))
     assert main(["evaluate", "--task", task, "--run", trusted, "--instance-dir", str(folder)]) == 0
+
+
+
+@pytest.mark.parametrize("stage", ["fit", "evaluate"])
+def test_fit_and_evaluate_jobs_do_not_load_the_heavy_libraries(tmp_path, stage):
+    """Every fit and evaluate job is a Python process of its own: pandas, Optuna and matplotlib stay out of it."""
+    folder = tmp_path / "instance"
+    assert main(["fit", "--task", fit_json(), "--run", QUIET, "--instance-dir", str(folder)]) == 0
+    task = fit_json() if stage == "fit" else eval_task(validate_study(GOOD), "ql", 1).to_json()
+    job = ("import atexit, sys\n"
+           "atexit.register(lambda: print(sorted(m for m in ('pandas', 'optuna', 'matplotlib') if m in sys.modules)))\n"
+           "from rlpipe.pipeline.cli import main\n"
+           f"sys.exit(main([{stage!r}, '--task', {task!r}, '--run', {QUIET!r}, '--instance-dir', {str(folder)!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", job], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
