@@ -19,6 +19,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# rlpipe.manager's exports, named here so that `import rlpipe` imports no subpackage (a test keeps the two equal)
 _MANAGER = ("ExperimentManager", "AgentManager", "preset_manager", "MultipleManagers", "evaluate_agents",
             "read_writer_data", "plot_writer_data", "plot_smoothed_curves", "plot_synchronized_curves",
             "compare_agents", "AdastopComparator")

@@ -4,12 +4,17 @@ from __future__ import annotations
 import numpy as np
 
 from rlpipe.agents import Agent
+from rlpipe.runtime.envs import env_generators
 
 
 def writer_rows(agent: Agent) -> list[tuple[str, float, float]]:
     """Writer rows without the wall-clock column."""
     data = agent.writer.data
     return list(zip(data["tag"], data["value"], data["global_step"]))
+
+
+def generator_states(env) -> dict:
+    return {name: generator.bit_generator.state for name, generator in env_generators(env).items()}
 
 
 def assert_same_state(a: Agent, b: Agent) -> None:
@@ -23,8 +28,11 @@ def assert_same_state(a: Agent, b: Agent) -> None:
 
 
 def assert_same_agent(a: Agent, b: Agent, compare_writers: bool = True) -> None:
-    """Learned state, counters, random streams and the episode in progress are identical."""
+    """Learned state, counters, random streams (the agent's, its envs' and their spaces') and the episode in progress
+    are identical."""
     assert_same_state(a, b)
+    for env_a, env_b in ((a.env, b.env), (a.eval_env, b.eval_env)):
+        assert generator_states(env_a) == generator_states(env_b)
     assert a.total_env_steps == b.total_env_steps
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
     assert a._eval_rng.bit_generator.state == b._eval_rng.bit_generator.state

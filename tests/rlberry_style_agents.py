@@ -7,6 +7,10 @@ Only the import of the base classes changed from rlberry.
 """
 from __future__ import annotations
 
+import json
+import random
+import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -175,6 +179,34 @@ class GlobalRandomAgent(AgentWithSimplePolicy):
         return 0
 
 
+class PythonRandomAgent(AgentWithSimplePolicy):
+    """Draws from Python's global generator (``random.randint``), never from numpy's: how long it trains depends on
+    a number no seed of rlpipe reaches."""
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        self.env.reset()
+        for _ in range(budget + random.randint(0, 4)):
+            self.env.step(self.env.action_space.sample())
+
+    def policy(self, observation: Any) -> int:
+        return 0
+
+
+class FreshEntropyAgent(AgentWithSimplePolicy):
+    """Draws its exploration bonus from ``np.random.default_rng()``: a new generator seeded from the operating system,
+    so no global state changes, yet two agents of the same seed differ."""
+
+    def __init__(self, env: Any, **kwargs: Any) -> None:
+        AgentWithSimplePolicy.__init__(self, env, **kwargs)
+        self.bonus = np.zeros(self.env.action_space.n)
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        self.bonus += np.random.default_rng().random(self.bonus.shape) * budget
+
+    def policy(self, observation: Any) -> int:
+        return int(np.argmax(self.bonus))
+
+
 class OpenFileAgent(AgentWithSimplePolicy):
     """Holds an open file, which no pickle can save."""
 
@@ -187,3 +219,121 @@ class OpenFileAgent(AgentWithSimplePolicy):
 
     def policy(self, observation: Any) -> int:
         return 0
+
+
+class OneStepQAgent(AgentWithSimplePolicy):
+    """A contextual bandit on the env's first step, with array checkpoints and an additive fit.
+
+    Every step is a one-step episode: ``self.env.reset()`` without a seed (the start state is drawn from the env's
+    own generator), one ``self.env.step`` of an ε-greedy action explored with ``self.env.action_space.sample()``.
+    No episode runs across ``fit`` calls, so ``fit(a); fit(b)`` is ``fit(a + b)`` as long as the env's and the
+    action space's generators go on where they were, after a checkpoint too.
+    """
+
+    fit_is_additive = True
+
+    def __init__(self, env: Any, epsilon: float = 0.5, **kwargs: Any) -> None:
+        AgentWithSimplePolicy.__init__(self, env, **kwargs)
+        self.epsilon = epsilon
+        self.totals = np.zeros((self.env.observation_space.n, self.env.action_space.n))
+        self.counts = np.zeros_like(self.totals)
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        for _ in range(budget):
+            observation, _ = self.env.reset()
+            if self.rng.random() < self.epsilon:
+                action = int(self.env.action_space.sample())
+            else:
+                action = self.policy(observation)
+            _, reward, *_ = self.env.step(action)
+            self.totals[observation, action] += reward
+            self.counts[observation, action] += 1
+
+    def policy(self, observation: Any) -> int:
+        return int(np.argmax(self.totals[observation] / np.maximum(self.counts[observation], 1)))
+
+    def get_state(self) -> dict[str, Any]:
+        return {"totals": self.totals, "counts": self.counts}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.totals, self.counts = state["totals"], state["counts"]
+
+
+class OwnSaveAgent(AgentWithSimplePolicy):
+    """Saves and loads itself as rlberry agents holding torch networks do: ``save(filename)`` writes a file of its own
+    and the classmethod ``load(filename, **kwargs)`` builds ``cls(**kwargs)`` and reads it (no ``allow_pickle``)."""
+
+    def __init__(self, env: Any, **kwargs: Any) -> None:
+        AgentWithSimplePolicy.__init__(self, env, **kwargs)
+        self.preferences = np.zeros(self.env.action_space.n)
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        self.preferences += self.rng.random(self.preferences.shape) * budget
+
+    def policy(self, observation: Any) -> int:
+        return int(np.argmax(self.preferences))
+
+    def save(self, filename: Any) -> Path:
+        Path(filename).write_text(json.dumps(self.preferences.tolist()))
+        return Path(filename)
+
+    @classmethod
+    def load(cls, filename: Any, **kwargs: Any) -> "OwnSaveAgent":
+        agent = cls(**kwargs)
+        agent.preferences = np.array(json.loads(Path(filename).read_text()))
+        return agent
+
+
+class InitDrawAgent(AgentWithSimplePolicy):
+    """Initialises its table from numpy's global generator in its constructor (``np.random.randn``); ``fit`` draws
+    only from ``self.rng``."""
+
+    def __init__(self, env: Any, **kwargs: Any) -> None:
+        AgentWithSimplePolicy.__init__(self, env, **kwargs)
+        self.Q = np.random.randn(self.env.observation_space.n, self.env.action_space.n)
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        self.Q += self.rng.normal(size=self.Q.shape) * budget
+
+    def policy(self, observation: Any) -> int:
+        return int(self.Q[observation].argmax())
+
+
+class TorchStyleAgent(AgentWithSimplePolicy):
+    """Draws from torch's global generator when built and in ``fit``, as agents holding torch networks do (initial
+    weights, exploration noise). Imports torch where it uses it; the tests give it a small fake ``torch``."""
+
+    def __init__(self, env: Any, **kwargs: Any) -> None:
+        AgentWithSimplePolicy.__init__(self, env, **kwargs)
+        import torch
+
+        self.weights = [float(torch.rand(1))]
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        import torch
+
+        self.weights += [float(torch.rand(1)) for _ in range(budget)]
+
+    def policy(self, observation: Any) -> int:
+        return 0
+
+
+def fake_torch_module() -> types.ModuleType:
+    """A stand-in for ``torch`` (not installed in the tests) with what rlpipe and TorchStyleAgent use of it:
+    ``manual_seed`` (recorded in ``seeds``), ``rand`` and ``get_rng_state`` (a uint8 array, as torch's ByteTensor)."""
+    torch = types.ModuleType("torch")
+    generator = {"rng": np.random.default_rng(67280421310721)}  # torch's own default seed
+    torch.seeds = []
+
+    def manual_seed(seed: int) -> None:
+        torch.seeds.append(seed)
+        generator["rng"] = np.random.default_rng(seed)
+
+    def rand(*size: int) -> float:
+        return float(generator["rng"].random())
+
+    def get_rng_state() -> np.ndarray:
+        return np.frombuffer(repr(generator["rng"].bit_generator.state).encode(), dtype=np.uint8)
+
+    torch.manual_seed, torch.rand, torch.get_rng_state = manual_seed, rand, get_rng_state
+    return torch

@@ -9,7 +9,7 @@ import cloudpickle
 import pytest
 
 import rlpipe.errors as errors
-from rlpipe.errors import CheckpointError, ConfigError, EnvSpecError, OptimizationError, RlpipeError
+from rlpipe.errors import CheckpointError, ConfigError, EnvSpecError, OptimizationError, RlpipeError, format_problems
 
 ALL_ERRORS = [obj for _, obj in inspect.getmembers(errors, inspect.isclass)
               if issubclass(obj, BaseException) and obj.__module__ == errors.__name__]
@@ -60,3 +60,25 @@ def test_a_round_tripped_error_is_still_caught_by_its_bases():
     with pytest.raises(ValueError, match="unknown env"):
         raise copy
     assert isinstance(copy, ConfigError) and isinstance(copy, RlpipeError)
+
+
+# ---------------------------------------------------------------------------------------------- problem lists
+def test_a_list_of_problems_has_one_layout():
+    error = ConfigError.listing("invalid config (config.yaml)", ["seed: -1 is less than the minimum of 0",
+                                                                 "experiments.e: missing required key 'agent'"])
+    assert str(error) == ("invalid config (config.yaml):\n  - seed: -1 is less than the minimum of 0\n"
+                          "  - experiments.e: missing required key 'agent'")
+    assert error.problems == ("seed: -1 is less than the minimum of 0", "experiments.e: missing required key 'agent'")
+    assert format_problems("h", ["a\nb"]) == "h:\n  - a\n    b"  # a problem's further lines stay under it
+
+
+def test_an_error_of_one_message_is_its_one_problem():
+    assert ConfigError("no experiment named 'x'").problems == ("no experiment named 'x'",)
+    assert EnvSpecError("unknown env id").problems == ("unknown env id",)
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, cloudpickle.dumps], ids=["pickle", "cloudpickle"])
+def test_the_problems_survive_pickling(dumps):
+    copy = pickle.loads(dumps(ConfigError.listing("invalid optimize_hyperparams arguments", ["n_trials: 0 is less"])))
+    assert type(copy) is ConfigError and copy.problems == ("n_trials: 0 is less",)
+    assert str(copy) == "invalid optimize_hyperparams arguments:\n  - n_trials: 0 is less"

@@ -12,8 +12,10 @@ seed. On top of that API, the base class offers what the pipeline can use when a
   the end of each episode with ``global_step`` = total environment steps, and the episode in progress
   is recorded (reset seed + actions) so that a checkpoint can restore the environment mid-episode;
 - **checkpoints without pickle**: subclasses return their learned state from ``get_state()`` as
-  arrays and JSON values, and restore it in ``set_state()``; ``save``/``load`` add the RNG state and
-  the episode in progress. Agents without ``get_state`` are saved with cloudpickle (trusted use only);
+  arrays and JSON values, and restore it in ``set_state()``; ``save``/``load`` add the states of the
+  agent's generators, of its environments' and their spaces' generators (what ``env.step`` and
+  ``action_space.sample()`` draw from), and the episode in progress. Agents without ``get_state`` are
+  saved with cloudpickle (trusted use only);
 - **additive fit**: ``fit(a); fit(b)`` trains exactly as ``fit(a + b)`` for agents built on the helpers;
   an agent declares it with ``fit_is_additive = True``, and only then is it fitted in chunks.
 """
@@ -37,7 +39,7 @@ from rlpipe.io.checkpoint import (
     write_pickle_checkpoint,
 )
 from rlpipe.io.imports import object_path
-from rlpipe.runtime.envs import EnvSpec, make_env, seed_env
+from rlpipe.runtime.envs import EnvSpec, env_generators, make_env, seed_env
 from rlpipe.runtime.keywords import suggestion
 from rlpipe.runtime.rollouts import run_episodes
 from rlpipe.runtime.seeding import Seeder, SeedLike, seed_from_record, seed_record
@@ -216,6 +218,8 @@ class Agent:
             "seed": seed_record(self.seeder.seed_seq),
             "rng": self.rng.bit_generator.state,
             "eval_rng": self._eval_rng.bit_generator.state,
+            "env_generators": {name: {key: generator.bit_generator.state for key, generator in env_generators(env).items()}
+                               for name, env in (("env", self.env), ("eval_env", self.eval_env))},
             "total_env_steps": self.total_env_steps,
             "episode_seed": self._episode_seed,
             "episode_return": self._episode_return,
@@ -254,6 +258,13 @@ class Agent:
             self._observation, _ = self.env.reset(seed=self._episode_seed)
             for action in self._episode_actions:
                 self._observation, *_ = self.env.step(action)
+        # Last, so that the generators are where they were at save time, whatever reseed and the replay drew:
+        # an agent may draw from them between episodes (action_space.sample(), env.reset() without a seed).
+        for name, env in (("env", self.env), ("eval_env", self.eval_env)):
+            saved = meta.get("env_generators", {}).get(name, {})
+            for key, generator in env_generators(env).items():
+                if key in saved:
+                    generator.bit_generator.state = saved[key]
 
     def _save_pickled(self, filename: str | os.PathLike) -> Path:
         payload = {"agent_class": object_path(type(self)), "state": dict(self.__dict__)}

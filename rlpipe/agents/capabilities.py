@@ -11,7 +11,7 @@ one, rlpipe does what rlberry would do rather than something that changes the ag
 - **additive fit**: ``fit_is_additive = True``, so fitting in checkpointed chunks is exact.
 
 :func:`call_eval` passes ``eval`` what the user wrote, plus rlpipe's own keys only where the
-signature accepts them.
+signature accepts them; :func:`call_load` passes ``load`` ``allow_pickle`` only where it names it.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rlpipe.agents.base import Agent, AgentWithSimplePolicy
-from rlpipe.runtime.keywords import accepted_keywords
+from rlpipe.runtime.keywords import method_keywords
 
 # The rollout settings and their defaults are those of the base eval, so a rollout by the evaluate stage
 # and agent.eval() agree on what an unset key means.
@@ -53,17 +53,26 @@ def eval_settings(eval_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def valid_eval_keywords(agent_class: type) -> set[str] | None:
     """The ``eval_kwargs`` keys an experiment may set (None: any). A policy rollout reads only the rollout
     settings; an agent's own ``eval`` takes what its signature names (anything with ``**kwargs``)."""
-    if rolls_out_policy(agent_class) or agent_class.eval is AgentWithSimplePolicy.eval:
+    if agent_class.eval is AgentWithSimplePolicy.eval:
         return set(EVAL_SETTINGS)
-    return accepted_keywords(agent_class.eval)
+    return method_keywords(agent_class, "eval")
 
 
 def call_eval(agent: Any, eval_kwargs: Mapping[str, Any], **extra: Any) -> float:
     """``agent.eval(**eval_kwargs)`` plus each ``extra`` keyword its signature accepts (e.g. rlberry's
     ``n_simulations=1`` per call): an ``eval`` without ``**kwargs`` never receives a key it cannot take."""
-    accepted = accepted_keywords(type(agent).eval)
+    accepted = method_keywords(type(agent), "eval")
     added = {k: v for k, v in extra.items() if accepted is None or k in accepted}
     return float(agent.eval(**{**eval_kwargs, **added}))
+
+
+def call_load(agent_class: type, filename: Any, allow_pickle: bool = False, **kwargs: Any) -> Any:
+    """``agent_class.load(filename, **kwargs)``, with ``allow_pickle`` only if ``load`` names it: an rlberry-style
+    ``load(cls, filename, **kwargs)`` passes its keywords on to the constructor, which would not take it."""
+    parameter = inspect.signature(agent_class.load).parameters.get("allow_pickle")
+    if parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+        kwargs["allow_pickle"] = allow_pickle
+    return agent_class.load(filename, **kwargs)
 
 
 def is_evaluable(agent_class: type) -> bool:

@@ -21,14 +21,11 @@ class RandomAgent(AgentWithSimplePolicy):
         return self.eval_env.action_space.sample()
 
     def get_state(self) -> dict[str, Any]:
-        return {
-            "action_space_rng": self.env.action_space.np_random.bit_generator.state,
-            "eval_action_space_rng": self.eval_env.action_space.np_random.bit_generator.state,
-        }
+        # Nothing learned; the action spaces' generators it samples from are saved by the base class.
+        return {}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]
-        self.eval_env.action_space.np_random.bit_generator.state = state["eval_action_space_rng"]
+        pass
 
     @classmethod
     def sample_parameters(cls, trial: Any) -> dict[str, Any]:

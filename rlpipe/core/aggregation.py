@@ -1,5 +1,9 @@
 """Aggregate one experiment: all instances' writer data and evaluations, a summary, and two plots.
 
+``summary.json``'s ``fit_budget`` is the budget the instances were fitted for, read from their ``fit.json``
+(a second ``ExperimentManager.fit(300)`` after a fit of 100 makes it 400), and null when the instances were
+fitted for different budgets; ``fit_budget_per_instance`` gives each instance's.
+
 The learning curve shows the configured tag. An agent that logs other tags (rlberry agents log their
 own) or a misspelt tag never fails the stage: the plot then shows the tags that were logged, and the
 log says so.
@@ -15,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from rlpipe.core import plots, statistics
+from rlpipe.core.evaluation import EVAL_CALL
 from rlpipe.core.tasks import AggregateTask
 from rlpipe.errors import RlpipeError
 from rlpipe.io.arrow import read_table
@@ -64,6 +69,8 @@ def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstanceP
     write_parquet(paths.writer_data, writer_data, metadata=provenance)
     write_parquet(paths.evaluation, evaluation, metadata=provenance)
 
+    fit_records = [json.loads(p.fit_record.read_text()) for p in instance_paths]
+    budgets = {str(i): record["fit_budget"] for i, record in zip(instances, fit_records)}
     scores = per_instance_scores(evaluation)
     rng = np.random.default_rng(task.statistics_seed)
     report = task.report
@@ -71,17 +78,18 @@ def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstanceP
         "experiment": task.experiment,
         "agent": task.agent,
         "env": task.env,
-        "fit_budget": task.fit_budget,
+        "fit_budget": _common(budgets.values()),  # what the instances were fitted for (several fit calls add up)
+        "fit_budget_per_instance": budgets,
         "n_fit": len(instances),
         "metric": SCORE,
         **statistics.summarize(scores.to_numpy(), rng, n_resamples=report["bootstrap_samples"], confidence=report["confidence"]),
         "per_instance": {str(i): float(v) for i, v in scores.items()},
-        "fit_wall_time_s": _fit_wall_times(instance_paths),
+        "fit_wall_time_s": [record["wall_time_s"] for record in fit_records],
         **provenance,
     }
     summary["learning_curve_tags"] = _plot_learning_curve(task, writer_data, paths, rng)
     write_json(paths.summary, summary)
-    rows = "eval calls" if set(evaluation.get("unit", [])) == {"eval"} else "episodes"
+    rows = "eval calls" if set(evaluation.get("unit", [])) == {EVAL_CALL} else "episodes"
     figure = plots.evaluation_figure(evaluation, title=f"{task.experiment}: evaluation ({task.env})", metric=SCORE,
                                      rows=rows)
     save_figure(figure, paths.evaluation_plot, dpi=120)
@@ -102,7 +110,7 @@ def _plot_learning_curve(task: AggregateTask, writer_data: pd.DataFrame, paths: 
                         "instead (%s). Set learning_curve.tag to one of them.", task.experiment, tag, shown)
         title = f"{task.experiment} on {task.env}: tag {tag!r} was not logged; logged tags"
     panels = [_curve_panel(task, writer_data, shown_tag, xtag, rng) for shown_tag in tags]
-    xlabel = "environment steps" if xtag == "global_step" else "seconds"
+    xlabel = "global step" if xtag == "global_step" else "seconds"  # environment steps for the built-in agents only
     if not panels:
         panels = [plots.CurvePanel(f"{task.experiment} on {task.env}", tag, note="the agent logged no writer data")]
     figure = plots.learning_curves_figure(panels, xlabel, task.report["confidence"], title=title)
@@ -123,5 +131,7 @@ def _curve_panel(task: AggregateTask, writer_data: pd.DataFrame, tag: str, xtag:
     return plots.CurvePanel(title, tag, band, curves)
 
 
-def _fit_wall_times(instance_paths: Sequence[InstancePaths]) -> list[float]:
-    return [json.loads(p.fit_record.read_text())["wall_time_s"] for p in instance_paths]
+def _common(values: Any) -> Any:
+    """The value all of ``values`` share, else None (they differ)."""
+    distinct = set(values)
+    return distinct.pop() if len(distinct) == 1 else None

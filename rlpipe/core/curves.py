@@ -17,6 +17,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
+from rlpipe.core.statistics import check_bootstrap_args, check_level, resample_counts
+
 SUB_SAMPLE_POINTS = 1000  # points kept per run: smoothing costs grow with the square of a run's length
 GRID_POINTS = 500  # where smoothed curves are evaluated, as in rlberry
 N_BANDWIDTHS = 10  # heuristic bandwidths tried by cross-validation when the caller gives none
@@ -160,15 +162,9 @@ def smooth_runs(runs: Sequence[Run], grid: np.ndarray, bandwidth: float) -> np.n
 
 
 # -------------------------------------------------------------------------------------------- bands
-def check_level(level: float) -> None:
-    """Reject a level outside (0, 1), where no interval or band exists."""
-    if not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be strictly between 0 and 1, got {level}")
-
-
 def normal_quantile(level: float) -> float:
     """z with P(|Z| <= z) = level for a standard normal Z: mean ± z·sd covers ``level`` two-sided."""
-    check_level(level)
+    check_level(level, "level")
     return NormalDist().inv_cdf(0.5 + float(level) / 2.0)
 
 
@@ -182,17 +178,16 @@ def spread(curves: np.ndarray) -> np.ndarray:
 def simultaneous_half_width(curves: np.ndarray, level: float, n_boot: int, seed: int = BAND_SEED) -> np.ndarray:
     """Half-width of a bootstrap band that holds the mean curve at every x at once with prob. ``level``.
 
-    Runs are resampled ``n_boot`` times; the band is q·sd, q the ``level`` quantile of
-    max_x |resampled mean - mean| / sd (x where sd = 0 take no part and get no width).
+    Runs are resampled ``n_boot`` times (as the statistics resample instances); the band is q·sd, q the ``level``
+    quantile of max_x |resampled mean - mean| / sd (x where sd = 0 take no part and get no width).
     """
-    if int(n_boot) < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    check_bootstrap_args(n_boot, level, names=("n_boot", "level"))
     n_runs = curves.shape[0]
     if n_runs * (1.0 - float(level)) < 1.0 - 1e-9:  # the tolerance keeps 10 runs enough for level 0.9
         warnings.warn(f"{n_runs} runs are too few for a {level:g} simultaneous band: it may not reach its level",
                       stacklevel=4)
     sd = spread(curves)
-    counts = np.random.default_rng(seed).multinomial(n_runs, np.full(n_runs, 1.0 / n_runs), size=int(n_boot))
+    counts = resample_counts(np.random.default_rng(seed), int(n_boot), n_runs)
     deviations = np.abs(counts @ curves / n_runs - curves.mean(axis=0))
     scaled = np.divide(deviations, sd, out=np.zeros_like(deviations), where=sd > 0)
     return float(np.quantile(scaled.max(axis=1), level)) * sd

@@ -19,9 +19,9 @@ import pyarrow as pa
 
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import call_eval, eval_settings, rolls_out_policy
-from rlpipe.core.fitting import agent_kwargs
-from rlpipe.core.tasks import AgentTask, EvalTask, RunSettings, agent_class
-from rlpipe.io.arrow import float64_array, int64_array, null_array, string_array
+from rlpipe.core.fitting import load_agent
+from rlpipe.core.tasks import AgentTask, EvalTask, RunSettings
+from rlpipe.io.arrow import float64_array, int64_array, string_array
 from rlpipe.io.atomic import write_parquet
 from rlpipe.io.provenance import library_versions
 from rlpipe.runtime.envs import seed_env
@@ -33,8 +33,7 @@ EPISODE, EVAL_CALL = "episode", "eval"
 
 def load_instance_agent(task: AgentTask, checkpoint: str | Path, allow_pickle: bool = False) -> Agent:
     """Rebuild the instance's agent (envs and init kwargs from the task) and load its checkpoint."""
-    kwargs = agent_kwargs(task, Path(checkpoint).parent / "agent_output")
-    return agent_class(task).load(checkpoint, allow_pickle=allow_pickle, **kwargs)
+    return load_agent(task, checkpoint, Path(checkpoint).parent / "agent_output", allow_pickle)
 
 
 def score_agent(agent: Agent, eval_kwargs: Mapping[str, Any], seeds: np.ndarray) -> dict[str, Any]:
@@ -81,4 +80,4 @@ def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path
 
 
 def _optional(values: np.ndarray | None, build: Any, kind: pa.DataType, n: int) -> pa.Array:
-    return null_array(n, kind) if values is None else build(values)
+    return pa.nulls(n, kind) if values is None else build(values)

@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from rlpipe.agents.base import Agent
-from rlpipe.core.tasks import AgentTask, FitTask, RunSettings, agent_class
+from rlpipe.agents.capabilities import call_load
+from rlpipe.core.tasks import IDENTITY_WRITER_KEYS, AgentTask, FitTask, RunSettings, agent_class
 from rlpipe.errors import RlpipeError
 from rlpipe.io.arrow import read_table
 from rlpipe.io.atomic import write_json, write_parquet
 from rlpipe.io.imports import object_path
 from rlpipe.io.paths import InstancePaths
 from rlpipe.io.provenance import library_versions, utc_now
-from rlpipe.runtime.seeding import global_rng_state, seed_record
+from rlpipe.runtime.seeding import global_rng_state, seed_record, seed_torch, unseeded_draws
 from rlpipe.runtime.writer import DefaultWriter
 
 _PROGRESS_RECORD = "progress.json"
-_LOGGER = logging.getLogger("rlpipe.fitting")
+_LOGGER = logging.getLogger(__name__)
 
 
 def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None,
@@ -50,9 +51,33 @@ def agent_kwargs(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any
     return kwargs
 
 
+def build_agent(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None = None,
+                shared_data: dict[str, Any] | None = None, seeder: Any = None) -> Agent:
+    """The instance's agent, new: its class imported, torch seeded from its seed (when torch is loaded), then built
+    with :func:`agent_kwargs` (the same arguments)."""
+    cls, kwargs = _prepared(task, output_dir, writer_kwargs, shared_data, seeder)
+    return cls(**kwargs)
+
+
+def load_agent(task: AgentTask, checkpoint: str | os.PathLike, output_dir: Path, allow_pickle: bool = False,
+               writer_kwargs: dict[str, Any] | None = None, shared_data: dict[str, Any] | None = None) -> Agent:
+    """The instance's agent loaded from ``checkpoint``, prepared as :func:`build_agent` prepares it, with the class's
+    own ``load`` (``allow_pickle`` passed only if it names it: see :func:`~rlpipe.agents.capabilities.call_load`)."""
+    cls, kwargs = _prepared(task, output_dir, writer_kwargs, shared_data, None)
+    return call_load(cls, checkpoint, allow_pickle, **kwargs)
+
+
+def _prepared(task: AgentTask, output_dir: Path, writer_kwargs: dict[str, Any] | None,
+              shared_data: dict[str, Any] | None, seeder: Any) -> tuple[type[Agent], dict[str, Any]]:
+    cls = agent_class(task)  # imports the agent's module first: the torch it imports is then seeded
+    kwargs = agent_kwargs(task, output_dir, writer_kwargs, shared_data, seeder)
+    seed_torch(kwargs["seeder"])
+    return cls, kwargs
+
+
 def writer_kwargs(task: FitTask, run: RunSettings) -> dict[str, Any]:
     """The instance's DefaultWriter settings: which rows it keeps (the task's) and how it shows progress (the run's)."""
-    return {**run.writer, "maxlen": task.maxlen, "maxlen_by_tag": task.maxlen_by_tag}
+    return {**run.writer, **{key: getattr(task, key) for key in IDENTITY_WRITER_KEYS}}
 
 
 def split_budget(budget: int, n_chunks: int) -> list[int]:
@@ -95,6 +120,8 @@ def fit_instance(
     started, clock, cpu = utc_now(), time.perf_counter(), time.process_time()
     n_chunks = task.chunks if task.chunks is not None else run.n_checkpoints
     previous = json.loads(paths.fit_record.read_text()) if continue_fit and paths.fit_record.is_file() else None
+    agent_class(task)  # import the agent's module (and torch, if it imports it) before the fingerprint
+    before = global_rng_state()  # before the agent is built: draws in its __init__ count too
     agent, done = _resume_or_build(task, run, paths, previous is not None, shared_data)
     resumed_at, chunks = done, remaining_chunks(task.fit_budget, n_chunks, done)
     if done:
@@ -104,15 +131,10 @@ def fit_instance(
         prepare_agent(agent)
     if hasattr(agent.writer, "set_max_global_step") and task.fit_budget > 0:
         agent.writer.set_max_global_step(agent.total_env_steps + task.fit_budget - done)
-    unseeded_draws = False
+    drawn: set[str] = set()  # the global generators drawn from since `before`: reported once each, as they appear
     for chunk in chunks:
-        before = global_rng_state()
         agent.fit(chunk, **task.fit_kwargs)
-        if not unseeded_draws and global_rng_state() != before:
-            unseeded_draws = True
-            _LOGGER.warning("%s[%d]: %s drew from numpy's or Python's global random generator (np.random.*, random.*), "
-                            "which rlpipe does not seed: its numbers may not reproduce. Draw from self.rng instead.",
-                            task.experiment, task.instance, type(agent).__name__)
+        drawn |= _warn_unseeded(task, agent, before, drawn)
         done += max(chunk, 0)
         _save_progress(agent, task, paths, done, recorded)
     if hasattr(agent.writer, "close"):
@@ -127,7 +149,7 @@ def fit_instance(
         "chunks": chunks,
         "resumed_at": resumed_at,
         "total_env_steps": agent.total_env_steps,
-        "unseeded_draws": unseeded_draws,
+        "unseeded_draws": bool(drawn),
         "root_seed": task.root_seed,
         "instance_seed": seed_record(task.instance_seed),
         "task": task.record(),
@@ -143,27 +165,43 @@ def fit_instance(
     return record
 
 
+def _warn_unseeded(task: FitTask, agent: Agent, before: dict[str, Any], warned: set[str]) -> set[str]:
+    """The global generators the agent drew from since ``before`` that rlpipe did not seed; warns of those not in
+    ``warned``."""
+    drawn = set(unseeded_draws(before, global_rng_state()))
+    if drawn & {"numpy", "random"} and not warned & {"numpy", "random"}:
+        _LOGGER.warning("%s[%d]: %s drew from numpy's or Python's global random generator (np.random.*, random.*), "
+                        "which rlpipe does not seed: its numbers may not reproduce. Draw from self.rng instead.",
+                        task.experiment, task.instance, type(agent).__name__)
+    if "torch" in drawn - warned:
+        _LOGGER.warning("%s[%d]: %s drew from torch's global generator, but torch was imported only after the agent "
+                        "was built, so rlpipe could not seed it: its numbers may not reproduce. Import torch at the top "
+                        "of the agent's module.", task.experiment, task.instance, type(agent).__name__)
+    return drawn
+
+
 def _resume_or_build(task: FitTask, run: RunSettings, paths: InstancePaths, from_outputs: bool,
                      shared_data: dict[str, Any] | None) -> tuple[Agent, int]:
     """The agent after the last saved chunk of this exact task (and the budget it has fitted), else the agent
     of the instance's final outputs when ``from_outputs``, else a fresh one."""
-    cls = agent_class(task)
-    kwargs = agent_kwargs(task, paths.folder / "agent_output", writer_kwargs(task, run), shared_data)
+    output_dir, writer = paths.folder / "agent_output", writer_kwargs(task, run)
     progress = _read_progress(paths.progress)
     if progress is not None and progress.get("task_hash") == task.task_hash():
         try:
-            agent = _load(cls, kwargs, run, paths.progress / progress["checkpoint"], paths.progress / progress["writer"])
+            agent = _load(task, run, output_dir, writer, shared_data, paths.progress / progress["checkpoint"],
+                          paths.progress / progress["writer"])
             return agent, int(progress["budget_done"])
         except (RlpipeError, OSError, ValueError, KeyError) as error:  # unreadable progress is discarded, never trusted
             _LOGGER.warning("%s[%d]: cannot resume (%s); starting over", task.experiment, task.instance, error)
     shutil.rmtree(paths.progress, ignore_errors=True)
     if from_outputs:
-        return _load(cls, kwargs, run, paths.checkpoint, paths.writer), 0
-    return cls(**kwargs), 0
+        return _load(task, run, output_dir, writer, shared_data, paths.checkpoint, paths.writer), 0
+    return build_agent(task, output_dir, writer, shared_data), 0
 
 
-def _load(cls: type[Agent], kwargs: dict[str, Any], run: RunSettings, checkpoint: Path, writer: Path) -> Agent:
-    agent = cls.load(checkpoint, allow_pickle=run.allow_pickle, **kwargs)
+def _load(task: FitTask, run: RunSettings, output_dir: Path, writer_kwargs: dict[str, Any],
+          shared_data: dict[str, Any] | None, checkpoint: Path, writer: Path) -> Agent:
+    agent = load_agent(task, checkpoint, output_dir, run.allow_pickle, writer_kwargs, shared_data)
     agent.writer.load_arrow(read_table(writer))
     return agent
 
@@ -189,7 +227,8 @@ def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_don
     if agent.save(checkpoint) != checkpoint:
         raise RlpipeError(f"{type(agent).__name__}.save must write the file it is given ({checkpoint})")
     writer = agent.writer if isinstance(agent.writer, DefaultWriter) else recorded
-    write_parquet(writer_file, writer.to_arrow())
+    write_parquet(writer_file, writer.to_arrow(), metadata={"task_hash": task.task_hash(), "root_seed": task.root_seed,
+                                                           "instance": task.instance, "versions": library_versions()})
     write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "budget_done": budget_done,
                                            "checkpoint": checkpoint.name, "writer": writer_file.name})
     for stale in folder.iterdir():  # earlier chunks, and temporary files of a killed save

@@ -24,7 +24,7 @@ MAX_COMPARISON_COLUMNS = 4
 
 
 # --------------------------------------------------------------------------------------- helpers
-def _require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], name: str) -> None:
     """Fail with the available columns listed, so a mismatched input is diagnosed at once."""
     missing = [column for column in columns if column not in frame.columns]
     if missing:
@@ -42,7 +42,7 @@ def _no_data_figure(title: str) -> Figure:
     return figure
 
 
-def _percent(confidence: float) -> str:
+def percent(confidence: float) -> str:
     """``0.95`` -> ``"95%"``, ``0.975`` -> ``"97.5%"`` (no rounding that would misstate the level)."""
     return f"{100.0 * float(confidence):.6g}%"
 
@@ -60,7 +60,7 @@ def _jitter(rng: np.random.Generator, size: int, width: float) -> np.ndarray:
 # ------------------------------------------------------------------------------ learning curves
 def _draw_instance_curves(axes: Axes, curves: pd.DataFrame) -> None:
     """Thin faint per-instance curves, one legend entry for all, so the spread behind the mean shows."""
-    _require_columns(curves, ("instance", "x", "value"), "curves")
+    require_columns(curves, ("instance", "x", "value"), "curves")
     for index, (_, curve) in enumerate(curves.sort_values(["instance", "x"]).groupby("instance", sort=True)):
         axes.plot(curve["x"].to_numpy(), curve["value"].to_numpy(), color=INSTANCE_COLOR, linewidth=0.7,
                   alpha=0.45, zorder=1, label="individual instances" if index == 0 else "_nolegend_")
@@ -76,25 +76,6 @@ class CurvePanel:
     band: pd.DataFrame | None = None
     curves: pd.DataFrame | None = None
     note: str | None = None
-
-
-def learning_curve_figure(
-    band: pd.DataFrame,
-    curves: pd.DataFrame | None,
-    title: str,
-    ylabel: str,
-    xlabel: str = "environment steps",
-    confidence: float = 0.95,
-) -> Figure:
-    """Mean learning curve with its shaded bootstrap CI band, over faint per-instance curves.
-
-    ``band`` is the output of ``rlpipe.core.statistics.curve_band`` and ``curves`` (optional) that of
-    ``learning_curves``. The legend states the number of instances and the CI level, so the
-    figure can be read without its caption.
-    """
-    if band.empty:
-        return _no_data_figure(title)
-    return learning_curves_figure([CurvePanel(title, ylabel, band, curves)], xlabel, confidence)
 
 
 def learning_curves_figure(panels: Sequence[CurvePanel], xlabel: str, confidence: float = 0.95,
@@ -120,12 +101,12 @@ def _draw_learning_curve(axes: Axes, panel: CurvePanel, xlabel: str, confidence:
         axes.text(0.5, 0.5, panel.note or "no data", ha="center", va="center", fontsize=11, color="0.4", wrap=True,
                   transform=axes.transAxes)
         return
-    _require_columns(panel.band, ("x", "mean", "ci_low", "ci_high", "n_instances"), "band")
+    require_columns(panel.band, ("x", "mean", "ci_low", "ci_high", "n_instances"), "band")
     band = panel.band.sort_values("x")
     if panel.curves is not None and not panel.curves.empty:
         _draw_instance_curves(axes, panel.curves)
     n_instances = int(band["n_instances"].max())
-    label = f"mean over {n_instances} instance{'s' if n_instances != 1 else ''}, {_percent(confidence)} bootstrap CI"
+    label = f"mean over {n_instances} instance{'s' if n_instances != 1 else ''}, {percent(confidence)} bootstrap CI"
     x = band["x"].to_numpy(dtype=float)
     shade = axes.fill_between(x, band["ci_low"].to_numpy(dtype=float), band["ci_high"].to_numpy(dtype=float),
                               color=MEAN_COLOR, alpha=0.25, linewidth=0, zorder=2, label="_nolegend_")
@@ -183,7 +164,7 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "score
     """
     if evaluation.empty:
         return _no_data_figure(title)
-    _require_columns(evaluation, ("instance", metric), "evaluation")
+    require_columns(evaluation, ("instance", metric), "evaluation")
     values = pd.to_numeric(evaluation[metric], errors="coerce").astype(float).reset_index(drop=True)
     instance = evaluation["instance"].reset_index(drop=True)
     episode_stats = box_stats(values, instance)
@@ -228,7 +209,7 @@ def _comparison_layout(n_envs: int) -> tuple[int, int]:
 def _ci_label(summary: pd.DataFrame) -> str:
     """Legend text for the error bars, naming the CI level when the summary records it."""
     if "confidence" in summary.columns and summary["confidence"].notna().any():
-        return f"mean, {_percent(summary['confidence'].dropna().iloc[0])} bootstrap CI"
+        return f"mean, {percent(summary['confidence'].dropna().iloc[0])} bootstrap CI"
     return "mean, bootstrap CI"
 
 
@@ -268,8 +249,8 @@ def comparison_figure(summary: pd.DataFrame, per_instance: pd.DataFrame) -> Figu
     title = "Comparison of experiments"
     if summary.empty:
         return _no_data_figure(title)
-    _require_columns(summary, ("experiment", "env", "mean", "ci_low", "ci_high", "iqm"), "summary")
-    _require_columns(per_instance, ("experiment", "instance", "score"), "per_instance")
+    require_columns(summary, ("experiment", "env", "mean", "ci_low", "ci_high", "iqm"), "summary")
+    require_columns(per_instance, ("experiment", "instance", "score"), "per_instance")
     summary = summary.assign(env=summary["env"].astype(str))
     envs = list(pd.unique(summary["env"]))
     n_rows, n_columns = _comparison_layout(len(envs))
@@ -294,7 +275,7 @@ def comparison_figure(summary: pd.DataFrame, per_instance: pd.DataFrame) -> Figu
 # ------------------------------------------------------------------------- hyperparameter studies
 def optimization_history_figure(trials: pd.DataFrame, title: str) -> Figure:
     """Each trial's score by trial number (completed and pruned apart) and the best score so far."""
-    _require_columns(trials, ("number", "value", "state"), "trials")
+    require_columns(trials, ("number", "value", "state"), "trials")
     complete = trials[trials["state"] == "COMPLETE"].sort_values("number")
     if complete.empty:
         return _no_data_figure(title)

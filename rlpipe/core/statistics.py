@@ -7,7 +7,7 @@ statistic to all resamples at once instead of looping in Python.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,12 +32,19 @@ def _as_sample(values: np.ndarray) -> np.ndarray:
     return sample
 
 
-def _check_bootstrap_args(n_resamples: int, confidence: float) -> None:
-    """Reject parameters that would give a meaningless interval instead of a silently wrong one."""
+def check_bootstrap_args(n_resamples: int, confidence: float, names: tuple[str, str] = ("n_resamples", "confidence")
+                         ) -> None:
+    """Reject parameters that would give a meaningless interval instead of a silently wrong one; ``names`` are the
+    caller's names of the two (rlberry's plots say ``n_boot`` and ``level``)."""
     if int(n_resamples) < 1:
-        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
+        raise ValueError(f"{names[0]} must be at least 1, got {n_resamples}")
+    check_level(confidence, names[1])
+
+
+def check_level(level: float, name: str = "confidence") -> None:
+    """Reject a level outside (0, 1), where no interval or band exists."""
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"{name} must be strictly between 0 and 1, got {level}")
 
 
 def _percentile_bounds(resampled: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +108,7 @@ def bootstrap_ci(
     """
     if statistic not in _STATISTIC_FUNCTIONS:
         raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
-    _check_bootstrap_args(n_resamples, confidence)
+    check_bootstrap_args(n_resamples, confidence)
     sample = _as_sample(values)
     if sample.size == 1:
         return float(sample[0]), float(sample[0])
@@ -153,15 +160,16 @@ def _rows_of_tag(data: pd.DataFrame, tag: str, xtag: str) -> pd.DataFrame:
     return rows
 
 
-def _x_values(rows: pd.DataFrame, xtag: str) -> pd.Series:
-    """The x of each row: ``xtag``, or the row's position within its instance when ``xtag`` is all NaN.
+def x_values(rows: pd.DataFrame, xtag: str, by: str | Sequence[str] = "instance") -> pd.Series:
+    """The x of each row: ``xtag`` as floats, or, when ``xtag`` is NaN in every row, the row's position (0, 1, 2…)
+    within its run, the rows sharing the ``by`` column(s).
 
     Writers record ``global_step`` as NaN when the agent gave none; the logging order is then the
-    only meaningful abscissa.
+    only meaningful abscissa. Rows whose ``xtag`` is NaN among others that have one stay NaN.
     """
     x = pd.to_numeric(rows[xtag], errors="coerce").astype(float)
     if x.isna().all():
-        return rows.groupby("instance", sort=False).cumcount().astype(float)
+        return rows.groupby(by if isinstance(by, str) else list(by), sort=False).cumcount().astype(float)
     return x
 
 
@@ -215,7 +223,7 @@ def learning_curves(
     if int(smoothing_window) < 1:
         raise ValueError(f"smoothing_window must be at least 1, got {smoothing_window}")
     rows = _rows_of_tag(data, tag, xtag)
-    points = _smoothed_points(rows, _x_values(rows, xtag), int(smoothing_window))
+    points = _smoothed_points(rows, x_values(rows, xtag), int(smoothing_window))
     if points.empty:
         raise ValueError(f"every row of tag {tag!r} has a NaN {xtag!r}; cannot place them on an x axis")
     grid = _common_grid(points, int(n_points))
@@ -242,7 +250,7 @@ def _curve_matrix(curves: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return wide.columns.to_numpy(dtype=float), wide.to_numpy(dtype=float)
 
 
-def _resample_counts(rng: np.random.Generator, n_resamples: int, n: int) -> np.ndarray:
+def resample_counts(rng: np.random.Generator, n_resamples: int, n: int) -> np.ndarray:
     """How often each of ``n`` items is drawn in each resample, shape ``(n_resamples, n)``.
 
     Turning the index matrix into counts lets the resampled means of every x be one matrix
@@ -266,14 +274,14 @@ def curve_band(
     resample is a whole mean curve, consistent across x. With a single instance the band
     collapses onto the mean. Returns columns ``x, mean, ci_low, ci_high, n_instances``.
     """
-    _check_bootstrap_args(n_resamples, confidence)
+    check_bootstrap_args(n_resamples, confidence)
     grid, matrix = _curve_matrix(curves)
     n_instances = matrix.shape[0]
     mean = matrix.mean(axis=0)
     if n_instances == 1:
         low, high = mean.copy(), mean.copy()
     else:
-        counts = _resample_counts(rng, int(n_resamples), n_instances)
+        counts = resample_counts(rng, int(n_resamples), n_instances)
         low, high = _percentile_bounds(counts @ matrix / n_instances, confidence)
     return pd.DataFrame({"x": grid, "mean": mean, "ci_low": low, "ci_high": high,
                          "n_instances": np.full(grid.size, n_instances, dtype=int)})

@@ -9,8 +9,10 @@ resume progress. Both drivers build their tasks here, from an :class:`~rlpipe.sp
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass, field, fields
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -22,15 +24,30 @@ from rlpipe.io.provenance import canonical_json, json_data, stable_hash
 from rlpipe.runtime.envs import describe_env
 from rlpipe.runtime.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
 from rlpipe.spec.experiment import ExperimentSpec
+from rlpipe.spec.schema import experiment_schema
 from rlpipe.spec.search_space import tuned_keys
 
-# The optimize settings that define a study, and those that only say how much of it to run and where.
-STUDY_SETTINGS = ("n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space")
-RUN_SETTINGS = ("n_trials", "timeout", "n_optuna_workers", "storage")
+# The optimize keys that only say how much of a study to run and where it is stored: not part of its identity.
+STUDY_EXTENT_KEYS = ("n_trials", "timeout", "n_optuna_workers", "storage")
 # The chunks an additive agent is fitted in when the experiment does not say.
 DEFAULT_CHUNKS = 10
-# The writer settings that only change how progress is shown (the others decide which rows are kept).
-DISPLAY_WRITER_KEYS = ("print_log", "style_log", "log_interval")
+# The writer keys that decide which rows are kept, so what a fit computes (FitTask fields of the same names).
+IDENTITY_WRITER_KEYS = ("maxlen", "maxlen_by_tag")
+
+
+@cache
+def study_setting_keys() -> tuple[str, ...]:
+    """The optimize keys that define a study (what a trial computes): the schema's, but :data:`STUDY_EXTENT_KEYS`.
+    Read from the schema on first use, so that a fit job, which only reads its task, does not parse it."""
+    keys = experiment_schema()["properties"]["optimize"]["properties"]
+    return tuple(key for key in keys if key not in STUDY_EXTENT_KEYS)
+
+
+@cache
+def display_writer_keys() -> tuple[str, ...]:
+    """The writer keys that only change how progress is shown: the schema's, but :data:`IDENTITY_WRITER_KEYS`."""
+    keys = experiment_schema()["properties"]["writer"]["properties"]
+    return tuple(key for key in keys if key not in IDENTITY_WRITER_KEYS)
 
 
 @dataclass(frozen=True)
@@ -112,9 +129,11 @@ class OptimizeTask(_Task):
     """What the workers of one hyperparameter study share.
 
     ``init_kwargs`` are the shared init kwargs minus the tuned ones, so writing the best values back
-    into the config leaves the task unchanged. ``settings`` holds what defines the study (n_fit,
-    sampler, pruner, fit_fraction, search_space); ``n_trials``, ``timeout`` and the number of
-    workers only say how much of it to run, so they are left out of :meth:`identity`.
+    into the config leaves the task unchanged. ``settings`` holds the optimize keys that define the study
+    (:func:`study_setting_keys`: n_fit, sampler, pruner, fit_fraction, search_space); ``n_trials``, ``timeout``,
+    ``n_optuna_workers`` and ``storage`` (:data:`STUDY_EXTENT_KEYS`) only say how much of it to run and where it is
+    stored, and ``writer_kwargs`` how trials log, so they are left out of :meth:`identity`. The Python API may
+    score trials with ``custom_eval_function``, which is part of it.
     """
 
     agent: Any
@@ -136,7 +155,7 @@ class OptimizeTask(_Task):
 
     def study_record(self) -> dict[str, Any]:
         """The fields that change what a trial computes (not how much to run, nor how trials log)."""
-        return {k: v for k, v in self.record().items() if k not in (*RUN_SETTINGS, "writer_kwargs")}
+        return {k: v for k, v in self.record().items() if k not in (*STUDY_EXTENT_KEYS, "writer_kwargs")}
 
     def identity(self) -> str:
         """Hash of :meth:`study_record`: a different identity is a different study."""
@@ -187,16 +206,15 @@ def episode_seeds(seed: np.random.SeedSequence, n: int) -> np.ndarray:
 def fit_task(spec: ExperimentSpec, root: np.random.SeedSequence, instance: int, fit_budget: int | None = None,
              fit_kwargs: dict[str, Any] | None = None) -> FitTask:
     """Instance ``instance``'s fit (the Python API may fit another budget, with more fit kwargs)."""
-    writer = spec.writer
     chunks = None if fits_additively(spec.agent) else checkpoint_chunks(spec.n_checkpoints, spec.agent)
+    kept = {key: copy.deepcopy(spec.writer[key]) for key in IDENTITY_WRITER_KEYS if spec.writer.get(key) is not None}
     return FitTask(**_agent_fields(spec, root, instance), fit_budget=spec.fit_budget if fit_budget is None else fit_budget,
-                   fit_kwargs={**spec.fit_kwargs, **(fit_kwargs or {})}, maxlen=writer.get("maxlen"),
-                   maxlen_by_tag=dict(writer.get("maxlen_by_tag") or {}), chunks=chunks)
+                   fit_kwargs={**spec.fit_kwargs, **(fit_kwargs or {})}, chunks=chunks, **kept)
 
 
 def run_settings(spec: ExperimentSpec, **writer: Any) -> RunSettings:
     """How the spec's fits and evaluations run; ``writer`` adds display settings (e.g. TensorBoard's)."""
-    display = {key: spec.writer[key] for key in DISPLAY_WRITER_KEYS if key in spec.writer}
+    display = {key: spec.writer[key] for key in display_writer_keys() if key in spec.writer}
     return RunSettings(n_checkpoints=checkpoint_chunks(spec.n_checkpoints, spec.agent), writer={**display, **writer},
                        allow_pickle=spec.allow_pickle)
 
@@ -233,7 +251,7 @@ def optimize_task(spec: ExperimentSpec, root: np.random.SeedSequence, custom_eva
         init_kwargs=untuned_init_kwargs(spec.init_kwargs, spec.agent, settings.get("search_space")),
         init_kwargs_per_instance=None if per_instance is None else [dict(kw) for kw in per_instance],
         fit_budget=spec.fit_budget, fit_kwargs=spec.fit_kwargs, eval_kwargs=spec.eval_kwargs,
-        settings={k: settings.get(k) for k in STUDY_SETTINGS}, **{k: settings[k] for k in RUN_SETTINGS},
+        settings={k: settings.get(k) for k in study_setting_keys()}, **{k: settings[k] for k in STUDY_EXTENT_KEYS},
         custom_eval_function=custom_eval_function, writer_kwargs=writer_kwargs,
     )
 

@@ -2,7 +2,7 @@
 
 ``pa.array`` imports pandas on its first call, to check whether its input is a pandas object: about
 0.15 s. Fit and evaluate jobs never need pandas and each is a fresh process, so they build their
-columns here instead, which keeps a job's start-up to the libraries it uses.
+columns here instead, which keeps a job's start-up to the libraries it uses (``pa.nulls`` needs no pandas).
 """
 from __future__ import annotations
 
@@ -30,10 +30,6 @@ def string_array(values: Sequence[str]) -> pa.Array:
     offsets = np.zeros(len(encoded) + 1, dtype=np.int32)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
     return pa.Array.from_buffers(pa.string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
-
-
-def null_array(length: int, type_: pa.DataType) -> pa.Array:
-    return pa.nulls(length, type_)
 
 
 def read_table(path: str | os.PathLike) -> pa.Table:

@@ -52,7 +52,7 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
 def write_parquet(path: str | os.PathLike, table: Any, metadata: dict[str, Any] | None = None) -> None:
@@ -64,7 +64,7 @@ def write_parquet(path: str | os.PathLike, table: Any, metadata: dict[str, Any] 
         table = pa.Table.from_pandas(table, preserve_index=False)
     if metadata:
         merged = dict(table.schema.metadata or {})
-        merged[b"rlpipe"] = json.dumps(metadata, sort_keys=True, default=_json_default).encode()
+        merged[b"rlpipe"] = json.dumps(metadata, sort_keys=True, default=json_default).encode()
         table = table.replace_schema_metadata(merged)
     with atomic_open(path, "wb") as handle:
         pq.write_table(table, handle)
@@ -89,7 +89,9 @@ def save_figure(figure: Any, path: str | os.PathLike, **kwargs: Any) -> None:
         figure.savefig(handle, format=fmt, **kwargs)
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps``'s ``default`` hook of every JSON rlpipe writes: numpy scalars and arrays as Python values,
+    paths as strings; anything else raises TypeError as ``json.dumps`` would."""
     import numpy as np
 
     if isinstance(obj, np.generic):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rlpipe.errors import CheckpointError
-from rlpipe.io.atomic import atomic_open
+from rlpipe.io.atomic import atomic_open, json_default
 
 FORMAT = "rlpipe-checkpoint/1"
 META_KEY = "__meta__"
@@ -41,10 +41,28 @@ def write_checkpoint(path: str | os.PathLike, arrays: dict[str, np.ndarray], met
     if objects:
         raise ValueError(f"checkpoint arrays must hold numbers, booleans or strings, not Python objects: {objects} "
                          "(an object array could only be stored as a pickle)")
-    document = json.dumps({"format": FORMAT, **meta}, sort_keys=True)
+    try:
+        document = json.dumps({"format": FORMAT, **meta}, sort_keys=True, default=json_default)
+    except TypeError as error:  # name the value at fault: json's own message does not
+        raise TypeError(f"checkpoint meta {_unwritable(meta)} is not JSON serializable ({error})") from None
     with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays, **{META_KEY: np.array(document)})
     return Path(path)
+
+
+def _unwritable(value: Any, where: str = "") -> str:
+    """Where in ``value`` JSON fails: ``'state.table[3]' (set)``, the innermost value that cannot be written."""
+    items = (value.items() if isinstance(value, Mapping)
+             else enumerate(value) if isinstance(value, (list, tuple)) else ())
+    for key, item in items:
+        if isinstance(value, Mapping) and not isinstance(key, (str, int, float, bool, type(None))):
+            return f"at {where or 'top level'!r}: key {key!r} ({type(key).__name__})"
+        inner = f"{where}[{key}]" if not isinstance(value, Mapping) else f"{where}.{key}" if where else str(key)
+        try:
+            json.dumps(item, default=json_default)
+        except TypeError:
+            return _unwritable(item, inner)
+    return f"at {where or 'top level'!r} ({type(value).__name__})"
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

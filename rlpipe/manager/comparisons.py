@@ -1,6 +1,7 @@
 """Statistical comparisons of fitted agents, as rlberry 0.7.3's ``compare_agents`` and ``AdastopComparator``.
 
-An agent's sample is one score per fitted instance: the mean of ``eval_agents`` on that instance. The
+An agent's sample is one score per fitted instance: its mean evaluation score, computed as the evaluate
+stage computes it (:meth:`ExperimentManager.instance_scores`), or by a user's ``eval_function``. The
 statistics themselves live in :mod:`rlpipe.core.hypothesis_tests`; this module turns managers into scores.
 It imports scipy and adastop, so nothing that ``import rlpipe`` or a pipeline job loads imports it.
 """
@@ -50,8 +51,10 @@ def compare_agents(
         for heavy-tailed or multimodal returns). See :func:`rlpipe.core.hypothesis_tests.compare_scores`.
     eval_function:
         ``eval_function(manager, eval_budget=n_simulations, agent_id=i)`` returning the evaluations (or one
-        score) of instance ``i``; default ``manager.eval_agents(n_simulations, agent_id=i, verbose=False)``.
-        An instance's score is the mean of what it returns.
+        score) of instance ``i``; an instance's score is the mean of what it returns. Default:
+        ``manager.instance_scores(n_simulations)``, the mean of ``n_simulations`` evaluations (episodes, or
+        calls of the agent's own ``eval``) of the instance freshly loaded from its checkpoint, seeded from
+        its evaluation stream as the evaluate stage seeds them.
     n_simulations:
         Evaluations per instance (rlberry 0.7.3 ignores it and uses 100).
     alpha:
@@ -59,7 +62,8 @@ def compare_agents(
     B:
         Random permutations of the permutation test.
     seed:
-        Seed of the permutations: the same seed gives the same decisions.
+        Seed of the permutations. The scores do not depend on it (nor on earlier calls): the same agents and
+        the same seed give the same table.
     allow_pickle:
         For paths: read pickled agents (agents without ``get_state``), as ``ExperimentManager.load`` does.
         Unpickling runs code from the files: only for results you trust.
@@ -88,13 +92,10 @@ def compare_agents(
 def instance_scores(manager: ExperimentManager, n_simulations: int,
                     eval_function: EvalFunction | None = None) -> np.ndarray:
     """One score per fitted instance of ``manager``: the mean of its ``n_simulations`` evaluations."""
-    evaluate = eval_function or _eval_agents
-    return np.array([np.mean(evaluate(manager, eval_budget=n_simulations, agent_id=i)) for i in range(manager.n_fit)],
-                    dtype=float)
-
-
-def _eval_agents(manager: ExperimentManager, eval_budget: int, agent_id: int) -> list[float]:
-    return manager.eval_agents(eval_budget, agent_id=agent_id, verbose=False)
+    if eval_function is None:
+        return manager.instance_scores(n_simulations)
+    return np.array([np.mean(eval_function(manager, eval_budget=n_simulations, agent_id=i))
+                     for i in range(manager.n_fit)], dtype=float)
 
 
 def check_unique_names(names: Sequence[str]) -> None:
@@ -125,9 +126,10 @@ class AdastopComparator(MultipleAgentsComparator):
     beta:
         Power spent on early "equal" decisions.
     seed:
-        Seeds adastop's permutations and, through keyed children of ``SeedSequence(seed)``, every manager
-        (agent ``i`` at interim ``k``): the same seed gives the same scores and decisions. None draws one,
-        kept in ``self.seed`` so that the run can be repeated.
+        Seeds adastop's permutations and, through the keyed child ``k`` of ``SeedSequence(seed)``, the managers
+        of interim ``k`` (each manager's streams are keyed by its agent's name, so agents never share seeds and
+        their order does not matter): the same seed gives the same scores and decisions. None draws one, kept
+        in ``self.seed`` so that the run can be repeated.
 
     Attributes
     ----------
@@ -151,7 +153,7 @@ class AdastopComparator(MultipleAgentsComparator):
                 verbose: bool = True) -> dict[str, str]:
         """Run AdaStop on agents given as ExperimentManager keyword arguments (the dicts are not modified).
 
-        Each manager's scores are ``mean(eval_agents(n_evaluations, agent_id=i))`` of its instances. Each
+        Each manager's scores are its instances' ``instance_scores(n_evaluations)``. Each
         (agent, interim) manager writes to its own folder under the dict's ``output_dir`` (default
         ``rlpipe_data/temp``). Returns ``self.decisions``.
         """
@@ -159,13 +161,14 @@ class AdastopComparator(MultipleAgentsComparator):
             raise RuntimeError("this AdastopComparator has already run; create a new one for another comparison")
         kwargs_list = list(map(_without_adastop_keys, manager_list, range(len(manager_list))))
         self.n = np.broadcast_to(np.asarray(self.n, dtype=int), (len(kwargs_list),)).copy()
+        # A manager per agent checks every agent's arguments (and gives its name) before anything is fitted.
         names = [ExperimentManager(**kwargs).agent_name for kwargs in kwargs_list]
         check_unique_names(names)
         self.managers_paths = {name: [] for name in names}
         eval_values = {name: np.empty(0) for name in names}
         for k in range(self.K):
             for i in self._agents_in_comparisons():
-                manager = self._interim_manager(kwargs_list[i], names[i], i, k)
+                manager = self._interim_manager(kwargs_list[i], names[i], int(self.n[i]), k)
                 manager.fit()
                 self.managers_paths[names[i]].append(manager.save())
                 eval_values[names[i]] = np.concatenate([eval_values[names[i]], instance_scores(manager, n_evaluations)])
@@ -195,13 +198,14 @@ class AdastopComparator(MultipleAgentsComparator):
             return list(range(len(self.n)))
         return np.unique(np.asarray(self.current_comparisons, dtype=int)).tolist()
 
-    def _interim_manager(self, kwargs: dict[str, Any], name: str, agent: int, interim: int) -> ExperimentManager:
-        """Manager of ``agent`` at ``interim``: ``n[agent]`` fresh instances, a keyed seed, a folder of its own."""
+    def _interim_manager(self, kwargs: dict[str, Any], name: str, n_fit: int, interim: int) -> ExperimentManager:
+        """Manager of agent ``name`` at ``interim``: ``n_fit`` fresh instances, the interim's seed (the manager keys
+        its streams by ``name``), a folder of its own."""
         parent = Path(kwargs.get("output_dir") or DEFAULT_OUTPUT_DIR)
         return ExperimentManager(**{
             **kwargs,
-            "n_fit": int(self.n[agent]),
-            "seed": keyed_child(np.random.SeedSequence(self.seed), agent, interim),
+            "n_fit": n_fit,
+            "seed": keyed_child(np.random.SeedSequence(self.seed), interim),
             "output_dir": parent / f"adastop_{name}" / f"interim_{interim}",
         })
 

@@ -11,6 +11,7 @@ pipeline config that reproduces a manager's numbers.
 """
 from __future__ import annotations
 
+import copy
 import cProfile
 import dataclasses
 import datetime as _dt
@@ -38,26 +39,26 @@ from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import call_eval, has_array_state
 from rlpipe.core import tasks
 from rlpipe.core.aggregation import aggregate_experiment, read_instance_tables
-from rlpipe.core.evaluation import evaluate_instance, load_instance_agent
-from rlpipe.core.fitting import agent_kwargs, fit_instance, writer_kwargs
+from rlpipe.core.evaluation import evaluate_instance, load_instance_agent, score_agent
+from rlpipe.core.fitting import fit_instance
 from rlpipe.errors import ConfigError
-from rlpipe.io.arrow import read_table
 from rlpipe.io.atomic import write_json
 from rlpipe.io.imports import import_object
 from rlpipe.io.logs import configure_logging, default_level
-from rlpipe.io.paths import ExperimentPaths
-from rlpipe.manager.storage import OBJECTS_FILE, decode, encode, read_manager_file
+from rlpipe.io.paths import ExperimentPaths, InstancePaths
+from rlpipe.manager import storage
+from rlpipe.manager.storage import MANAGER_FILE, OBJECTS_FILE, decode, encode, read_manager_file
 from rlpipe.runtime.envs import make_env, seed_env
 from rlpipe.runtime.seeding import Seeder, SeedLike, Stream, experiment_stream, seed_from_record, seed_record
 from rlpipe.runtime.writer import summary_writer_class
 from rlpipe.spec.config import load_config_file
-from rlpipe.spec.experiment import ExperimentSpec, experiment_spec, optimize_section_problems, validate_study
-from rlpipe.spec.schema import schema_defaults
+from rlpipe.spec.experiment import ExperimentSpec, experiment_spec, validate_study
+from rlpipe.spec.optimize import optimize_problems
+from rlpipe.spec.schema import experiment_schema, schema_defaults, section_problems
 
-MANAGER_FILE = "manager.json"
 DEFAULT_OUTPUT_DIR = Path("rlpipe_data") / "temp"
 RLBERRY_API_VERSION = "0.7.3"  # the rlberry release whose ExperimentManager API this one follows
-_SPEC_WRITER_KEYS = ("print_log", "style_log", "log_interval", "maxlen", "maxlen_by_tag")  # the config's writer keys
+_SPEC_WRITER_KEYS = tuple(experiment_schema()["properties"]["writer"]["properties"])  # the config's writer keys
 _LOGGER = logging.getLogger("rlpipe.manager")
 
 
@@ -72,7 +73,8 @@ class ExperimentManager:
     None, ``"unique"`` or ``"timestamp"``; ``init_kwargs_per_instance`` wins over ``init_kwargs``;
     ``thread_shared_data`` is shared by reference between threads and copied into processes.
     ``n_checkpoints`` (keyword only, as the config's key) fits an agent whose fit is not additive in
-    that many calls. Arguments that a config would reject raise :class:`~rlpipe.errors.ConfigError`
+    that many calls, and checkpoints each ``fit()`` of an additive agent that many times (unset: one
+    call). Arguments that a config would reject raise :class:`~rlpipe.errors.ConfigError`
     with the config's messages, every problem at once. The experiment is ``spec`` (frozen): build a new
     manager to change it.
     """
@@ -114,7 +116,7 @@ class ExperimentManager:
                  "fit_budget": _integral(fit_budget), "fit_kwargs": fit_kwargs,
                  "eval_kwargs": dict(eval_kwargs or {}), "n_fit": n_fit,
                  "writer": {key: writer[key] for key in _SPEC_WRITER_KEYS if key in writer},
-                 "allow_pickle": not isinstance(agent, type) or not issubclass(agent, Agent) or not has_array_state(agent)}
+                 "allow_pickle": _pickles_checkpoints(agent)}
         if init_kwargs_per_instance is not None:
             entry["init_kwargs_per_instance"] = [dict(kw) for kw in init_kwargs_per_instance]
         if n_checkpoints is not None:
@@ -123,13 +125,10 @@ class ExperimentManager:
         try:
             self.spec: ExperimentSpec = experiment_spec(name, entry)
         except ConfigError as error:
-            problems = "\n".join(f"  - {line}" for line in str(error).splitlines())
-            raise ConfigError(f"invalid ExperimentManager arguments (experiment '{name}'):\n{problems}") from None
-        self.train_env = train_env  # as given (rlberry's attribute); the spec holds the same value
-        self._eval_env = eval_env if eval_env is not None else train_env
-        _check_choice("parallelization", parallelization, ("thread", "process"))
-        _check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
-        _check_choice("outdir_id_style", outdir_id_style, (None, "unique", "timestamp"))
+            raise ConfigError.listing(f"invalid ExperimentManager arguments (experiment '{name}')", error.problems) from None
+        check_choice("parallelization", parallelization, ("thread", "process"))
+        check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
+        check_choice("outdir_id_style", outdir_id_style, (None, "unique", "timestamp"))
         self.parallelization, self.max_workers, self.mp_context = parallelization, max_workers, mp_context
         self.worker_logging_level = worker_logging_level if worker_logging_level is not None else default_level()
         self.seeder = Seeder(seed)
@@ -149,7 +148,10 @@ class ExperimentManager:
         self.writers: list[tuple[Any, dict[str, Any] | None]] = [("default", None)] * self.n_fit
         self.rlpipe_version = rlpipe.__version__
         self.rlberry_version = RLBERRY_API_VERSION
-        self.allow_pickle = True  # this manager reads back checkpoints it wrote itself (load() may say otherwise)
+        # Whether this manager's reads may unpickle (its run settings say so). It reads back the checkpoints it wrote
+        # itself; load() says whether the files it reads are trusted. spec.allow_pickle is the config's key instead:
+        # what a pipeline run of this experiment must allow (its agent's checkpoints are pickles).
+        self.allow_pickle = True
         self.best_hyperparams: dict[str, Any] | None = None
         self._tuned: tasks.OptimizeTask | None = None  # the task of the last optimize_hyperparams
         self._agents: dict[int, Agent] = {}
@@ -159,6 +161,8 @@ class ExperimentManager:
     # ------------------------------------------------------------------ rlberry names
     agent_class = property(lambda self: self.spec.agent, doc="The agent class.")
     agent_name = property(lambda self: self.spec.name, doc="The experiment's name: folder names and seeds derive from it.")
+    train_env = property(lambda self: self.spec.train_env, doc="The training environment, as given.")
+    _eval_env = property(lambda self: self.spec.evaluation_env, doc="The evaluation environment: eval_env, else train_env.")
     fit_budget = property(lambda self: self.spec.fit_budget)
     n_fit = property(lambda self: self.spec.n_fit)
     init_kwargs = property(lambda self: _read_only(self.spec.init_kwargs), doc="Shared init kwargs (read-only).")
@@ -182,9 +186,9 @@ class ExperimentManager:
     @property
     def optuna_study(self) -> Any:
         """The Optuna study of the last :meth:`optimize_hyperparams` (None before), read from its storage."""
-        from rlpipe.tuning import study as optimization
+        from rlpipe.tuning import study
 
-        return None if self._tuned is None else optimization.stored_study(self._tuned, self.paths.optimize)
+        return None if self._tuned is None else study.stored_study(self._tuned, self.paths.optimize)
 
     @property
     def agent_handlers(self) -> list[AgentHandler]:
@@ -209,14 +213,10 @@ class ExperimentManager:
 
         ``kwargs`` are added to ``fit_kwargs`` for this call.
         """
-        budget = self.fit_budget if not budget else _as_budget(budget, "budget")
+        budget = self._budget(budget)
         self._claim_output_dir()
-        jobs = [
-            _FitJob(task=tasks.fit_task(self.spec, self.seeder.seed_seq, i, budget, kwargs), run=self._run_settings(i),
-                    paths=self.paths.instance(i), continue_fit=self.paths.instance(i).checkpoint.is_file(),
-                    writer=self.writers[i], shared_data=self.thread_shared_data, logging_level=self.worker_logging_level)
-            for i in range(self.n_fit)
-        ]
+        jobs = [self._fit_job(i, budget, kwargs, self.paths.instance(i), continue_fit=self._is_fitted(i))
+                for i in range(self.n_fit)]
         self._agents.clear()
         self._run(_run_fit_job, jobs)
         self.save()
@@ -230,13 +230,17 @@ class ExperimentManager:
         self.writers[idx] = (writer_fn, writer_kwargs)
 
     def generate_profile(self, budget: int | None = None, fname: str | Path | None = None) -> Path:
-        """Fit instance 0 in this process under cProfile; print the 20 costliest calls and save the profile."""
-        budget = self.fit_budget if budget is None else _as_budget(budget, "budget")
-        task = tasks.fit_task(self.spec, self.seeder.seed_seq, 0, budget)
-        kwargs = agent_kwargs(task, self.output_dir / "profile", writer_kwargs(task, self._run_settings(0)))
-        agent = tasks.agent_class(task)(**kwargs)
+        """Fit instance 0 in this process under cProfile; print the 20 costliest calls and save the profile.
+
+        The fit is :meth:`fit`'s for instance 0 (``budget`` as there: None or 0 is ``fit_budget``; its writer,
+        ``thread_shared_data`` and checkpoints), from scratch, into ``<output_dir>/profile/`` rather than the
+        instance's folder.
+        """
+        paths = InstancePaths(self.output_dir / "profile")
+        shutil.rmtree(paths.folder, ignore_errors=True)  # an earlier profile's progress must not be resumed
+        job = self._fit_job(0, self._budget(budget), {}, paths, continue_fit=False)
         profiler = cProfile.Profile()
-        profiler.runcall(agent.fit, budget, **task.fit_kwargs)
+        profiler.runcall(_run_fit_job, job)
         path = Path(fname) if fname is not None else self.output_dir / f"{self.agent_name}_profile.prof"
         path.parent.mkdir(parents=True, exist_ok=True)
         profiler.dump_stats(path)
@@ -265,6 +269,23 @@ class ExperimentManager:
             chosen = tqdm(chosen, desc=f"[{self.agent_name}] evaluating", leave=False)
         return [call_eval(self._agent(i), kwargs, n_simulations=1) for i in chosen]
 
+    def instance_scores(self, n_simulations: int | None = None) -> np.ndarray:
+        """The mean evaluation score of each instance, as the evaluate stage and hyperparameter trials score.
+
+        Each instance's agent is loaded afresh from its checkpoint and scored by
+        :func:`~rlpipe.core.evaluation.score_agent` on the first ``n_simulations`` seeds (default: the eval
+        kwargs' ``n_simulations``) of the instance's evaluation stream, the seeds of the first rows of its
+        ``evaluation.parquet``. Nothing is left advanced, so the same call always gives the same scores.
+        """
+        scores = []
+        for i in range(self.n_fit):
+            task = self._eval_task(i)
+            seeds = (task.episode_seeds if n_simulations is None
+                     else tasks.episode_seeds(task.stream(Stream.EVAL, i), int(n_simulations)))
+            agent = load_instance_agent(task, self._checkpoint(i), self.allow_pickle)
+            scores.append(np.mean(score_agent(agent, task.eval_kwargs, seeds)["score"]))
+        return np.array(scores, dtype=float)
+
     def evaluate(self) -> Any:
         """The pipeline's evaluate stage: ``n_simulations`` rows per instance (episodes of the policy, or calls of the
         agent's own eval), seeded by the instance's evaluation stream, written to
@@ -277,10 +298,17 @@ class ExperimentManager:
     def aggregate(self, learning_curve: dict[str, Any] | None = None, report: dict[str, Any] | None = None) -> dict[str, Any]:
         """The pipeline's aggregate stage (after :meth:`evaluate`): tables, ``summary.json`` and plots in ``output_dir``.
 
-        ``learning_curve`` and ``report`` take the config keys of the same names; returns the summary.
+        ``learning_curve`` and ``report`` take the config keys of the same names, checked as a config's are (a
+        :class:`~rlpipe.errors.ConfigError` before anything is written); returns the summary.
         """
-        spec = dataclasses.replace(self.spec, learning_curve={**self.spec.learning_curve, **(learning_curve or {})})
-        task = tasks.aggregate_task(spec, self.seeder.seed_seq, {**schema_defaults("report"), **(report or {})})
+        learning_curve = _merged(self.spec.learning_curve, learning_curve)
+        report = _merged(schema_defaults("report"), report)
+        problems = (section_problems("learning_curve", copy.deepcopy(learning_curve), "experiment/properties/learning_curve")
+                    + section_problems("report", copy.deepcopy(report), "report"))
+        if problems:
+            raise ConfigError.listing("invalid aggregate arguments", problems)
+        spec = dataclasses.replace(self.spec, learning_curve=learning_curve)
+        task = tasks.aggregate_task(spec, self.seeder.seed_seq, report)
         return aggregate_experiment(task, [self.paths.instance(i) for i in range(self.n_fit)], self.paths)
 
     def get_agent_instances(self) -> list[Agent]:
@@ -290,11 +318,18 @@ class ExperimentManager:
     def _agent(self, instance: int) -> Agent:
         """Instance ``instance``'s agent, loaded from its checkpoint on first use."""
         if instance not in self._agents:
-            checkpoint = self.paths.instance(instance).checkpoint
-            if not checkpoint.is_file():
-                raise RuntimeError(f"instance {instance} of '{self.agent_name}' is not fitted yet: call fit() first")
-            self._agents[instance] = load_instance_agent(self._eval_task(instance), checkpoint, self.allow_pickle)
+            self._agents[instance] = load_instance_agent(self._eval_task(instance), self._checkpoint(instance),
+                                                         self.allow_pickle)
         return self._agents[instance]
+
+    def _is_fitted(self, instance: int) -> bool:
+        return storage.is_fitted(self.paths.instance(instance))
+
+    def _checkpoint(self, instance: int) -> Path:
+        """The checkpoint of a fitted instance (a RuntimeError before its fit)."""
+        if not self._is_fitted(instance):
+            raise RuntimeError(f"instance {instance} of '{self.agent_name}' is not fitted yet: call fit() first")
+        return self.paths.instance(instance).checkpoint
 
     def get_writer_data(self) -> dict[int, Any] | None:
         """Writer data of each fitted instance, as rlberry gives it: ``{instance: DataFrame}`` with columns
@@ -302,10 +337,11 @@ class ExperimentManager:
 
         ``read_writer_data(manager)`` gives the same rows as one DataFrame with an ``instance`` column.
         """
-        fitted = [i for i in range(self.n_fit) if self.paths.instance(i).writer.is_file()]
+        fitted = storage.fitted_instances(self.paths, self.n_fit)
         if not fitted:
             return None
-        return {i: read_table(self.paths.instance(i).writer).to_pandas() for i in fitted}
+        data = read_instance_tables(fitted, [self.paths.instance(i) for i in fitted], "writer")
+        return {i: data[data["instance"] == i].drop(columns="instance").reset_index(drop=True) for i in fitted}
 
     def build_eval_env(self) -> Any:
         """A new evaluation environment (None without one), seeded from the manager's evaluation stream as an
@@ -341,7 +377,7 @@ class ExperimentManager:
         folder. Objects that had to be pickled (callables without an import path) are only read with
         ``allow_pickle=True``. Warns when the folder was written by another rlpipe version.
         """
-        record, folder = read_manager_file(Path(filename), MANAGER_FILE)
+        record, folder = read_manager_file(Path(filename))
         parameters = decode(record["parameters"], folder, allow_pickle)
         if record["rlpipe_version"] != rlpipe.__version__:
             warnings.warn(f"{folder} was written by rlpipe {record['rlpipe_version']}; this is rlpipe {rlpipe.__version__}",
@@ -359,11 +395,12 @@ class ExperimentManager:
         return manager
 
     def clear_handlers(self) -> None:
-        """Delete the instances' checkpoints (the next fit starts from scratch); other files stay."""
+        """Delete the instances' checkpoints and fit records (the next fit starts from scratch). The instances are then
+        not fitted: no agent, no writer data (their files stay until the next fit replaces them)."""
         self._agents.clear()
         for i in range(self.n_fit):
+            self.paths.instance(i).fit_record.unlink(missing_ok=True)  # first: the record is what "fitted" means
             self.paths.instance(i).checkpoint.unlink(missing_ok=True)
-            self.paths.instance(i).fit_record.unlink(missing_ok=True)
 
     def clear_output_dir(self) -> None:
         """Delete the manager's folder and everything in it."""
@@ -411,9 +448,9 @@ class ExperimentManager:
         deleted (they were fitted with other parameters): call :meth:`fit` next. Raises
         :class:`rlpipe.errors.OptimizationError` naming the first error if no trial completed.
         """
-        from rlpipe.tuning import study as optimization
+        from rlpipe.tuning import study
 
-        _check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
+        check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
         settings = {"n_fit": n_fit, "sampler_method": sampler_method, "sampler_kwargs": dict(sampler_kwargs or {}),
                     "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space}
         section = _optimize_section(settings, {"n_trials": n_trials, "timeout": timeout,
@@ -425,12 +462,12 @@ class ExperimentManager:
         self._claim_output_dir()
         paths = self.paths.optimize
         if not continue_previous:
-            optimization.delete_study(task, paths)
-        target = optimization.stored_trial_count(task, paths) + n_trials
+            study.delete_study(task, paths)
+        target = study.stored_trial_count(task, paths) + n_trials
         jobs = [_OptimizeJob(task, paths, worker, target, self.thread_shared_data, self.worker_logging_level)
                 for worker in range(n_optuna_workers)]
         self._run(_run_optimize_job, jobs, optuna_parallelization, max_workers=n_optuna_workers)  # all at once: one timeout
-        record = optimization.summarize_study(task, paths)
+        record = study.summarize_study(task, paths)
         self._tuned = task
         self.best_hyperparams = dict(record["init_kwargs"])
         self.spec = dataclasses.replace(self.spec, init_kwargs={**self.spec.init_kwargs, **self.best_hyperparams})
@@ -442,21 +479,34 @@ class ExperimentManager:
     def _stream(self, stream: Stream, index: int) -> np.random.SeedSequence:
         return experiment_stream(self.seeder.seed_seq, self.agent_name, stream, index)
 
+    def _budget(self, budget: int | None) -> int:
+        """The budget of a fit call: ``fit_budget`` when None or 0 (as rlberry), else a checked budget."""
+        return self.fit_budget if not budget else _as_budget(budget, "budget")
+
+    def _fit_job(self, instance: int, budget: int, fit_kwargs: dict[str, Any], paths: InstancePaths,
+                 continue_fit: bool) -> _FitJob:
+        """What fitting ``instance`` for ``budget`` (with ``fit_kwargs`` added) into ``paths`` takes."""
+        return _FitJob(task=tasks.fit_task(self.spec, self.seeder.seed_seq, instance, budget, fit_kwargs),
+                       run=self._run_settings(instance), paths=paths, continue_fit=continue_fit,
+                       writer=self.writers[instance], shared_data=self.thread_shared_data,
+                       logging_level=self.worker_logging_level)
+
     def _run_settings(self, instance: int | None = None) -> tasks.RunSettings:
-        """How this manager's fits and evaluations run: one fit call per ``fit()`` (for additive agents; the others
-        are fitted in their task's chunks), its writer settings, TensorBoard per instance when enabled."""
+        """How this manager's fits and evaluations run: the pipeline's run settings, except that an additive agent's
+        ``fit()`` is one call unless ``n_checkpoints`` says otherwise (the others are fitted in their task's chunks),
+        reads unpickle as ``allow_pickle`` says, and TensorBoard writes per instance when enabled."""
         extra = {k: v for k, v in self.default_writer_kwargs.items() if k not in _SPEC_WRITER_KEYS}
         if self.enable_tensorboard and instance is not None:
             extra["tensorboard_kwargs"] = {"log_dir": str(self.paths.tensorboard / str(instance))}
-        run = tasks.run_settings(self.spec, **extra)
-        return dataclasses.replace(run, n_checkpoints=1, allow_pickle=self.allow_pickle)
+        run = dataclasses.replace(tasks.run_settings(self.spec, **extra), allow_pickle=self.allow_pickle)
+        return run if self.spec.n_checkpoints is not None else dataclasses.replace(run, n_checkpoints=1)
 
     def _eval_task(self, instance: int) -> tasks.EvalTask:
         return tasks.eval_task(self.spec, self.seeder.seed_seq, instance)
 
     def _parameters(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this manager (seed and folder are stored beside them)."""
-        return {**spec_arguments(self.spec), "train_env": self.train_env, "eval_env": self._eval_env,
+        return {**spec_arguments(self.spec),
                 "parallelization": self.parallelization, "max_workers": self.max_workers, "mp_context": self.mp_context,
                 "worker_logging_level": self.worker_logging_level, "enable_tensorboard": self.enable_tensorboard,
                 "default_writer_kwargs": self.default_writer_kwargs}
@@ -478,28 +528,10 @@ class ExperimentManager:
 
     def _run(self, function: Callable[[Any], Any], jobs: list[Any], parallelization: str | None = None,
              max_workers: int | None = None) -> list[Any]:
-        """Run ``function`` on every job, in order of the jobs: inline, in threads, or in processes
-        (``parallelization`` and ``max_workers``, default the manager's)."""
-        max_workers = max_workers or self.max_workers
-        if len(jobs) == 1:
-            return [function(jobs[0])]
-        if (parallelization or self.parallelization) == "thread":
-            with ThreadPoolExecutor(max_workers) as pool:
-                return list(pool.map(function, jobs))
-        _check_spawn_safe(self.mp_context)
-        import cloudpickle
-
-        context = multiprocessing.get_context(self.mp_context)
-        payloads = [cloudpickle.dumps((function, job)) for job in jobs]  # by value: classes from __main__ work too
-        try:
-            with ProcessPoolExecutor(max_workers, mp_context=context) as pool:
-                return list(pool.map(_run_pickled, payloads))
-        except BrokenProcessPool as error:
-            raise RuntimeError(
-                f"a worker process of '{self.agent_name}' died before finishing. With mp_context='{self.mp_context}', "
-                "a script must run its experiments under `if __name__ == '__main__':`; in a notebook use "
-                "mp_context='fork' or parallelization='thread'"
-            ) from error
+        """Run ``function`` on every job with :func:`run_jobs` (``parallelization`` and ``max_workers``, default the
+        manager's)."""
+        return run_jobs(function, jobs, parallelization or self.parallelization, max_workers or self.max_workers,
+                        self.mp_context, f" of '{self.agent_name}'")
 
 
 AgentManager = ExperimentManager  # rlberry's former name, kept by rlberry for backward compatibility
@@ -518,14 +550,15 @@ def preset_manager(*args: Any, **kwargs: Any) -> type[ExperimentManager]:
 class AgentHandler:
     """rlberry's lazy handle on one instance: attributes are read from the instance's agent, loaded on first use.
 
-    ``is_empty()`` says whether the instance has been fitted; ``get_instance()`` returns the agent.
+    ``is_empty()`` says whether the instance is not fitted (yet, or since ``clear_handlers``); ``get_instance()``
+    returns the agent.
     """
 
     def __init__(self, manager: ExperimentManager, index: int) -> None:
         self._manager, self.id = manager, index
 
     def is_empty(self) -> bool:
-        return not self._manager.paths.instance(self.id).checkpoint.is_file()
+        return not self._manager._is_fitted(self.id)
 
     def is_loaded(self) -> bool:
         return self.id in self._manager._agents
@@ -590,10 +623,37 @@ def _optimize_section(settings: dict[str, Any], run: dict[str, Any], agent_class
                       init_kwargs_per_instance: list[dict[str, Any]] | None) -> dict[str, Any]:
     """The config's ``optimize`` section these arguments make, checked as a config's is (one ConfigError)."""
     section = {**{k: v for k, v in settings.items() if v is not None}, **run}
-    problems = optimize_section_problems(section, agent_class, init_kwargs_per_instance)
+    problems = optimize_problems(section, agent_class, init_kwargs_per_instance, check_sampler_kwargs=True)
     if problems:
-        raise ConfigError("invalid optimize_hyperparams arguments:\n" + "\n".join(f"  - {p}" for p in problems))
+        raise ConfigError.listing("invalid optimize_hyperparams arguments", problems)
     return section
+
+
+def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], parallelization: str, max_workers: int | None,
+             mp_context: str, of: str = "") -> list[Any]:
+    """``[function(job) for job in jobs]``, in the order of the jobs: inline for a single job, else on a pool of
+    ``max_workers`` threads or processes (``parallelization``; ``mp_context`` starts the processes). A process
+    gets ``(function, job)`` by value with cloudpickle, so classes and functions of ``__main__`` work too. ``of``
+    names what runs in the error raised when a worker process dies (e.g. " of 'agent'")."""
+    if len(jobs) == 1:
+        return [function(jobs[0])]
+    if parallelization == "thread":
+        with ThreadPoolExecutor(max_workers) as pool:
+            return list(pool.map(function, jobs))  # list() re-raises the first failure
+    _check_spawn_safe(mp_context)
+    import cloudpickle
+
+    context = multiprocessing.get_context(mp_context)
+    payloads = [cloudpickle.dumps((function, job)) for job in jobs]
+    try:
+        with ProcessPoolExecutor(max_workers, mp_context=context) as pool:
+            return list(pool.map(_run_pickled, payloads))
+    except BrokenProcessPool as error:
+        raise RuntimeError(
+            f"a worker process{of} died before finishing. With mp_context='{mp_context}', a script must run its "
+            "experiments under `if __name__ == '__main__':`; in a notebook use mp_context='fork' or "
+            "parallelization='thread'"
+        ) from error
 
 
 def _run_pickled(payload: bytes) -> Any:
@@ -610,7 +670,7 @@ def _check_spawn_safe(mp_context: str) -> None:
             multiprocessing.spawn._check_not_importing_main()
         except RuntimeError:
             raise RuntimeError(
-                "ExperimentManager.fit with parallelization='process' and mp_context='spawn' was called while a "
+                f"worker processes (parallelization='process', mp_context='{mp_context}') were started while a "
                 "worker process was importing your script: put the code that runs experiments under "
                 "`if __name__ == '__main__':` (or use mp_context='fork' / parallelization='thread')"
             ) from None
@@ -639,6 +699,20 @@ def _read_only(mapping: dict[str, Any]) -> Any:
     return types.MappingProxyType(mapping)
 
 
+def _pickles_checkpoints(agent: Any) -> bool:
+    """The spec's ``allow_pickle``: True for an agent without array state, whose checkpoints are pickles that the
+    manager trusts since it writes them (and for anything that is no Agent class, which the spec's checks name)."""
+    return not (isinstance(agent, type) and issubclass(agent, Agent) and has_array_state(agent))
+
+
+def _merged(current: dict[str, Any], given: Any) -> Any:
+    """``given`` (a config section, e.g. ``learning_curve``) over ``current``; anything but a mapping as given, for
+    the schema to name it."""
+    if given is None:
+        return dict(current)
+    return {**current, **given} if isinstance(given, dict) else given
+
+
 def _imported(agent_class: Any) -> Any:
     """The class an import path names (the path itself if it names none: the spec's checks say why)."""
     if not isinstance(agent_class, str):
@@ -654,7 +728,7 @@ def _integral(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+def check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {allowed}, got {value!r}")
 

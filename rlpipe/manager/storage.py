@@ -15,7 +15,9 @@ from typing import Any
 
 from rlpipe.io.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
 from rlpipe.io.imports import import_object, importable_path
+from rlpipe.io.paths import ExperimentPaths, InstancePaths
 
+MANAGER_FILE = "manager.json"
 OBJECTS_FILE = "manager_objects.pkl"
 # One-key mappings with these keys stand for a value that JSON lacks; a user's mapping that uses one of
 # them as a key is stored in the ``__items__`` form so that it cannot be mistaken for one.
@@ -85,14 +87,31 @@ def _decode(data: Any, objects: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- reading
-def read_manager_file(path: Path, manager_file: str) -> tuple[dict[str, Any], Path]:
+def is_manager_folder(folder: Path) -> bool:
+    """True for a folder that ``ExperimentManager.load`` reads: a manager's (it holds a manager file), or a
+    pipeline experiment's (it holds instances with fit records)."""
+    return (folder / MANAGER_FILE).is_file() or next(folder.glob("instances/*/fit.json"), None) is not None
+
+
+def read_manager_file(path: Path) -> tuple[dict[str, Any], Path]:
     """``(record, folder)`` from a manager file, a folder holding one, or a pipeline experiment folder."""
     folder = path.parent if path.is_file() else path
-    if (folder / manager_file).is_file():
-        return json.loads((folder / manager_file).read_text()), folder
-    if list(folder.glob("instances/*/fit.json")):
-        return pipeline_record(folder), folder
-    raise FileNotFoundError(f"{path} is neither a {manager_file}, a folder holding one, nor a pipeline experiment folder")
+    if not is_manager_folder(folder):
+        raise FileNotFoundError(f"{path} is neither a {MANAGER_FILE}, a folder holding one, nor a pipeline experiment "
+                                "folder")
+    manager_file = folder / MANAGER_FILE
+    return (json.loads(manager_file.read_text()) if manager_file.is_file() else pipeline_record(folder)), folder
+
+
+def is_fitted(paths: InstancePaths) -> bool:
+    """True once the instance's fit is complete. A fit writes its record last (after the checkpoint and the writer
+    data) and ``clear_handlers`` deletes it first, so the record is what "fitted" means for every reader."""
+    return paths.fit_record.is_file()
+
+
+def fitted_instances(paths: ExperimentPaths, n_fit: int) -> list[int]:
+    """The fitted instances of an experiment folder (see :func:`is_fitted`)."""
+    return [i for i in range(n_fit) if is_fitted(paths.instance(i))]
 
 
 def pipeline_record(folder: Path) -> dict[str, Any]:
@@ -108,7 +127,7 @@ def pipeline_record(folder: Path) -> dict[str, Any]:
         "agent_class": task["agent"], "agent_name": task["experiment"], "n_fit": len(fits),
         "train_env": task["train_env"], "eval_env": task["eval_env"],
         "init_kwargs": per_instance[0] if same else {}, "init_kwargs_per_instance": None if same else per_instance,
-        "fit_budget": fits[0]["fit_budget"], "fit_kwargs": task["fit_kwargs"],
+        "fit_budget": task["fit_budget"], "fit_kwargs": task["fit_kwargs"],
         "eval_kwargs": _pipeline_eval_kwargs(folder), "default_writer_kwargs": writer, "n_checkpoints": task["chunks"],
     }
     return {"rlpipe_version": fits[0]["versions"]["rlpipe"], "unique_id": f"pipeline:{task['experiment']}",

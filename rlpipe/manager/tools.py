@@ -12,12 +12,10 @@ are built with ``matplotlib.figure.Figure``; ``pyplot`` is imported only when th
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from itertools import cycle, islice
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,12 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rlpipe.core import curves, plots
+from rlpipe.core import curves, plots, statistics
+from rlpipe.core.aggregation import read_instance_tables
 from rlpipe.io.atomic import save_figure
-from rlpipe.manager.experiment_manager import MANAGER_FILE, ExperimentManager
+from rlpipe.io.paths import ExperimentPaths
+from rlpipe.manager.experiment_manager import ExperimentManager, check_choice, run_jobs
+from rlpipe.manager.storage import fitted_instances, is_manager_folder, read_manager_file
 
 _LOGGER = logging.getLogger("rlpipe.manager.tools")
 
@@ -145,9 +146,13 @@ def evaluate_agents(
 
 
 # ------------------------------------------------------------------------------ read_writer_data
-def _is_manager_folder(folder: Path) -> bool:
-    """True for a folder that ``ExperimentManager.load`` reads: a manager's, or a pipeline experiment's."""
-    return (folder / MANAGER_FILE).is_file() or next(folder.glob("instances/*/fit.json"), None) is not None
+@dataclass(frozen=True)
+class _Experiment:
+    """What reading an experiment's writer data takes: its name, its number of instances and its folder."""
+
+    name: str
+    n_fit: int
+    paths: ExperimentPaths
 
 
 def _manager_folders(path: Path) -> list[Path]:
@@ -156,7 +161,7 @@ def _manager_folders(path: Path) -> list[Path]:
     The walk stops at a manager folder (its instances are not managers) and skips hidden folders
     such as ``.snakemake``.
     """
-    if path.is_file() or _is_manager_folder(path):
+    if path.is_file() or is_manager_folder(path):
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist")
@@ -164,27 +169,37 @@ def _manager_folders(path: Path) -> list[Path]:
     return [folder for child in children for folder in _manager_folders(child)]
 
 
-def _collect_managers(source: Source) -> list[ExperimentManager]:
-    """Managers of ``source``: a manager, a path (manager, experiment or a folder of them), or a list of these."""
+def _stored_experiment(path: Path) -> _Experiment:
+    """The experiment of a manager or pipeline folder, read from its records alone: neither the agent class nor a
+    pickled parameter is needed to read writer data."""
+    record, folder = read_manager_file(path)
+    parameters = record["parameters"]
+    return _Experiment(parameters["agent_name"], parameters["n_fit"], ExperimentPaths(folder))
+
+
+def _collect_experiments(source: Source) -> list[_Experiment]:
+    """Experiments of ``source``: a manager, a path (manager, experiment or a folder of them), or a list of these."""
     if isinstance(source, ExperimentManager):
-        return [source]
+        return [_Experiment(source.agent_name, source.n_fit, source.paths)]
     if isinstance(source, (str, os.PathLike)):
         folders = _manager_folders(Path(source))
         if not folders:
             raise FileNotFoundError(f"no manager.json or pipeline experiment folder found in {source}")
-        return [ExperimentManager.load(folder) for folder in folders]
+        return [_stored_experiment(folder) for folder in folders]
     if isinstance(source, Iterable):
-        return [manager for item in source for manager in _collect_managers(item)]
+        return [experiment for item in source for experiment in _collect_experiments(item)]
     raise TypeError(f"data_source must be an ExperimentManager, a path or a list of them, got {type(source).__name__}")
 
 
-def _instance_frames(manager: ExperimentManager, name: str, id_agent: int | None) -> list[pd.DataFrame]:
+def _writer_rows(experiment: _Experiment, name: str, id_agent: int | None) -> pd.DataFrame | None:
     """The writer rows of each fitted instance (or of instance ``id_agent`` only), named and numbered."""
-    if id_agent is not None and id_agent not in range(manager.n_fit):
-        raise ValueError(f"id_agent={id_agent} is not an instance of '{name}', which has n_fit={manager.n_fit}")
-    writer_data = manager.get_writer_data() or {}
-    return [frame.assign(name=name, instance=i, n_simu=i) for i, frame in sorted(writer_data.items())
-            if id_agent is None or i == id_agent]
+    if id_agent is not None and id_agent not in range(experiment.n_fit):
+        raise ValueError(f"id_agent={id_agent} is not an instance of '{name}', which has n_fit={experiment.n_fit}")
+    instances = [i for i in fitted_instances(experiment.paths, experiment.n_fit) if id_agent in (None, i)]
+    if not instances:
+        return None
+    data = read_instance_tables(instances, [experiment.paths.instance(i) for i in instances], "writer")
+    return data.assign(name=name, n_simu=data["instance"])
 
 
 def _tag_functions(tag: str | Sequence[str] | None,
@@ -240,10 +255,10 @@ def read_writer_data(
     (the instance index) and ``n_simu`` (a copy of it, rlberry's name).
     """
     functions = _tag_functions(tag, preprocess_func)
-    managers = _collect_managers(data_source)
-    names = _unique_names(manager.agent_name for manager in managers)
-    frames = [frame for name, manager in zip(names, managers, strict=True)
-              for frame in _instance_frames(manager, name, id_agent)]
+    experiments = _collect_experiments(data_source)
+    names = _unique_names(experiment.name for experiment in experiments)
+    frames = [frame for name, experiment in zip(names, experiments, strict=True)
+              if (frame := _writer_rows(experiment, name, id_agent)) is not None]
     if not frames:
         return pd.DataFrame(columns=list(WRITER_COLUMNS))
     data = pd.concat(frames, ignore_index=True)[list(WRITER_COLUMNS)]
@@ -264,14 +279,12 @@ def _check_plot_args(error_representation: str, level: float) -> None:
     if error_representation not in ERROR_REPRESENTATIONS:
         raise ValueError(f"error_representation not implemented: {error_representation!r}; "
                          f"use one of {ERROR_REPRESENTATIONS}")
-    curves.check_level(level)
+    statistics.check_level(level, "level")
 
 
 def _finite_rows(data: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     """The rows that can be placed on the axes; the others are dropped with a warning, not plotted as NaN."""
-    missing = [column for column in ("name", "n_simu", x, y) if column not in data.columns]
-    if missing:
-        raise KeyError(f"data lacks column(s) {missing}; available columns: {list(data.columns)}")
+    plots.require_columns(data, ("name", "n_simu", x, y), "data")
     finite = (np.isfinite(pd.to_numeric(data[x], errors="coerce").to_numpy(dtype=float))
               & np.isfinite(pd.to_numeric(data[y], errors="coerce").to_numpy(dtype=float)))
     if not finite.all():
@@ -327,7 +340,7 @@ def _plot_curves(data: pd.DataFrame, x: str, y: str, ax: Axes | None, error_repr
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(True, alpha=0.3)
-    ax.legend(title=_LEGEND_TITLES[error_representation].format(level=f"{100.0 * float(level):.6g}%"),
+    ax.legend(title=_LEGEND_TITLES[error_representation].format(level=plots.percent(level)),
               loc="best", frameon=False)
     _finish(ax, savefig_fname, show)
     return pd.concat(plotted, ignore_index=True)
@@ -398,12 +411,11 @@ def _with_x(data: pd.DataFrame, xtag: str) -> pd.DataFrame:
     """
     if xtag not in data.columns:
         raise ValueError(f"xtag must be a writer-data column {list(WRITER_COLUMNS)}, got {xtag!r}")
-    missing = data[xtag].isna()
-    if missing.all():
-        return data.assign(**{xtag: data.groupby(["name", "n_simu"], sort=False).cumcount().astype(float)})
+    x = statistics.x_values(data, xtag, by=["name", "n_simu"])
+    missing = x.isna()
     if missing.any():
         warnings.warn(f"{int(missing.sum())} rows have no {xtag!r} and are not plotted", stacklevel=3)
-    return data[~missing]
+    return data.assign(**{xtag: x})[~missing]
 
 
 def plot_writer_data(
@@ -466,13 +478,6 @@ def _fit(manager: ExperimentManager) -> None:
     manager.fit()
 
 
-def _fit_pickled(payload: bytes) -> None:
-    """Fit a manager shipped by value; everything it produces is written to its output folder."""
-    import cloudpickle
-
-    cloudpickle.loads(payload).fit()
-
-
 class MultipleManagers:
     """Fit several ExperimentManagers in parallel (over managers), keeping them in the order appended.
 
@@ -484,10 +489,8 @@ class MultipleManagers:
 
     def __init__(self, max_workers: int | None = None, parallelization: str = "process",
                  mp_context: str = "spawn") -> None:
-        if parallelization not in ("thread", "process"):
-            raise ValueError(f"parallelization must be 'thread' or 'process', got {parallelization!r}")
-        if mp_context not in ("spawn", "fork", "forkserver"):
-            raise ValueError(f"mp_context must be 'spawn', 'fork' or 'forkserver', got {mp_context!r}")
+        check_choice("parallelization", parallelization, ("thread", "process"))
+        check_choice("mp_context", mp_context, ("spawn", "fork", "forkserver"))
         self.max_workers, self.parallelization, self.mp_context = max_workers, parallelization, mp_context
         self._managers: list[ExperimentManager] = []
 
@@ -507,29 +510,12 @@ class MultipleManagers:
         ``save`` exists for rlberry code: a fitted manager is always saved by its ``fit``, so no
         second save is done and ``save=False`` cannot skip it.
         """
-        if len(self._managers) <= 1 or self.parallelization == "thread":
-            with ThreadPoolExecutor(self.max_workers) as pool:
-                list(pool.map(_fit, self._managers))  # list() re-raises the first failure
+        if not self._managers:
             return
-        self._run_in_processes()
+        run_jobs(_fit, self._managers, self.parallelization, self.max_workers, self.mp_context)
+        for manager in self._managers:
+            manager._agents.clear()  # a manager fitted in another process has stale agents: reload its checkpoints
 
     def save(self) -> list[Path]:
         """Write every manager's ``manager.json``; return their paths in the managers' order."""
         return [manager.save() for manager in self._managers]
-
-    def _run_in_processes(self) -> None:
-        import cloudpickle
-
-        payloads = [cloudpickle.dumps(manager) for manager in self._managers]
-        context = multiprocessing.get_context(self.mp_context)
-        try:
-            with ProcessPoolExecutor(self.max_workers, mp_context=context) as pool:
-                list(pool.map(_fit_pickled, payloads))
-        except BrokenProcessPool as error:
-            raise RuntimeError(
-                f"a worker process died before finishing. With mp_context='{self.mp_context}', a script must run "
-                "its experiments under `if __name__ == '__main__':`; in a notebook use mp_context='fork' or "
-                "parallelization='thread'"
-            ) from error
-        for manager in self._managers:
-            manager._agents.clear()  # agents cached before the fit are stale: reload them from the new checkpoints

@@ -76,7 +76,7 @@ def _optimize_select(args: argparse.Namespace) -> None:
     if record["first_error"]:
         print(f"rlpipe: '{task.experiment}': {record['first_error']}")
     if args.config:
-        result = update_init_kwargs(args.config, task.experiment, record["init_kwargs"])
+        result = update_init_kwargs(args.config, task.experiment, record["init_kwargs"], config_files=args.config_files)
         if result.changed:
             print(f"rlpipe: wrote the best init_kwargs of '{task.experiment}' into {args.config} "
                   f"(backup: {result.backup}):\n{result.diff}")
@@ -85,14 +85,11 @@ def _optimize_select(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from rlpipe.errors import ConfigError
     from rlpipe.spec.config import load_config_file
-    from rlpipe.spec.experiment import tuning_problems, validate_study
+    from rlpipe.spec.experiment import validate_study
 
-    study = validate_study(load_config_file(args.config))
-    problems = tuning_problems(study)  # the checks a plain Snakemake run leaves to the optimize target
-    if problems:
-        raise ConfigError("\n".join(problems))
+    # tuning: also the checks a plain Snakemake run leaves to the optimize target (they import Optuna)
+    study = validate_study(load_config_file(args.config), tuning=True, source=args.config)
     print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
 
 
@@ -116,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--task", required=True, help="the optimize task as JSON")
     select.add_argument("--optimize-dir", required=True, help="the experiment's optimize folder")
     select.add_argument("--config", help="config file whose init_kwargs receive the best values")
+    select.add_argument("--config-files", nargs="*", default=(), metavar="FILE",
+                        help="every config file in use, in order (--config among them): the edited config is "
+                             "validated merged with the others, as Snakemake merges them")
     select.set_defaults(handler=_optimize_select)
     compare = stages.add_parser("compare", help="compare experiments from their summary.json files")
     compare.add_argument("--results-dir", required=True)

@@ -13,8 +13,8 @@ from typing import Any, NoReturn
 from rlpipe.core import tasks
 from rlpipe.errors import ConfigError
 from rlpipe.io.paths import StudyPaths
-from rlpipe.spec.config import load_config_file
-from rlpipe.spec.experiment import Study, tuning_problems, validate_study
+from rlpipe.spec.config import load_config_file, merge_configs
+from rlpipe.spec.experiment import Study, check_tuning, validate_study
 from rlpipe.spec.schema import config_schema
 
 PATHS = StudyPaths()
@@ -44,29 +44,32 @@ def check_config_file_or_exit(path: str) -> None:
     try:
         load_config_file(path)
     except ConfigError as error:
-        sys.exit(f"rlpipe: {error}\nNo job was run; nothing under results/ was changed.")
+        _exit(error)
 
 
 def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> Study:
     """Validate the config; on error print every problem and exit before any job is scheduled."""
     try:
-        return validate_study(config)
+        return validate_study(config, source=_source(configfiles))
     except ConfigError as error:
-        _exit(str(error).splitlines(), configfiles)
+        _exit(error)
 
 
 def check_tuning_or_exit(study: Study, configfiles: Sequence[str], experiments: Sequence[str] | None = None) -> None:
     """The checks of the optimize sections that import Optuna (sampler keywords), run only when the DAG holds
     optimize jobs: on a problem, print it and exit before any job is scheduled, as a bad config does."""
-    problems = tuning_problems(study, experiments)
-    if problems:
-        _exit(problems, configfiles)
+    try:
+        check_tuning(study, experiments, source=_source(configfiles))
+    except ConfigError as error:
+        _exit(error)
 
 
-def _exit(problems: Sequence[str], configfiles: Sequence[str]) -> NoReturn:
-    source = ", ".join(str(f) for f in configfiles) or "the config"
-    lines = "\n".join(f"  - {line}" for line in problems)
-    sys.exit(f"rlpipe: invalid config ({source}):\n{lines}\nNo job was run; nothing under results/ was changed.")
+def _source(configfiles: Sequence[str]) -> str | None:
+    return ", ".join(str(f) for f in configfiles) or None
+
+
+def _exit(error: ConfigError) -> NoReturn:
+    sys.exit(f"rlpipe: {error}\nNo job was run; nothing under results/ was changed.")
 
 
 def fit_task_json(study: Study, experiment: str, instance: str) -> str:
@@ -93,8 +96,13 @@ def optimize_task_json(study: Study, experiment: str) -> str:
 
 
 def optimize_worker_files(study: Study, experiment: str, configfiles: Sequence[str] = ()) -> list[str]:
-    """The records of the experiment's ``n_optuna_workers`` worker jobs (its sampler's keywords checked first)."""
+    """The records of the experiment's ``n_optuna_workers`` worker jobs. Their select job's write-back is checked first,
+    with the sampler's keywords, so that a problem stops the run before any trial."""
     check_tuning_or_exit(study, configfiles, [experiment])
+    try:
+        writeback_config_file(configfiles, experiment)
+    except ConfigError as error:
+        _exit(error)
     paths = PATHS.experiment(experiment).optimize
     return [str(paths.worker_record(k)) for k in range(study.experiment(experiment).optimize["n_optuna_workers"])]
 
@@ -107,13 +115,32 @@ def optimize_outputs(study: Study, configfiles: Sequence[str] = ()) -> list[str]
 
 
 def writeback_config_file(configfiles: Sequence[str], experiment: str) -> str:
-    """The config file the best init kwargs of ``experiment`` go into: the last one in use that defines it."""
-    for path in reversed([str(f) for f in configfiles]):
-        experiments = (load_config_file(path).get("experiments") or {})
+    """The config file the best init kwargs of ``experiment`` go into: the last one in use that defines it.
+
+    The files are merged as Snakemake merges them and validated, since the write-back validates them so (the
+    config in use may differ by ``--config`` values given on the command line, which no file keeps)."""
+    files = [str(f) for f in configfiles]
+    configs = [load_config_file(path) for path in files]
+    for path, config in reversed(list(zip(files, configs))):
+        experiments = config.get("experiments") or {}
         if isinstance(experiments, dict) and experiment in experiments:
-            return path
-    raise ConfigError(f"no config file in use ({', '.join(map(str, configfiles)) or 'none'}) defines experiment "
-                      f"'{experiment}', so its tuned init_kwargs have nowhere to go")
+            break
+    else:
+        raise ConfigError(f"no config file in use ({', '.join(files) or 'none'}) defines experiment "
+                          f"'{experiment}', so its tuned init_kwargs have nowhere to go")
+    try:
+        validate_study(merge_configs(configs), source=", ".join(files))
+    except ConfigError as error:
+        raise ConfigError.listing(f"the tuned init_kwargs of '{experiment}' would be written into {path}, but the "
+                                  f"config files without --config values are invalid ({', '.join(files)})",
+                                  error.problems) from None
+    return path
+
+
+def writeback_config_files(configfiles: Sequence[str]) -> str:
+    """The ``--config-files`` of an optimize select job: every config file in use, in order, quoted for the shell
+    (the write-back validates them merged, the edited one included)."""
+    return " ".join(shlex.quote(str(f)) for f in configfiles)
 
 
 def instance_files(study: Study, experiment: str, kind: str) -> list[str]:

@@ -73,6 +73,35 @@ def seed_env(env: Any, seed: np.random.SeedSequence) -> None:
             space.seed(space_seed)
 
 
+def env_generators(env: Any) -> dict[str, np.random.Generator]:
+    """The generators an agent draws from through ``env``, by name: the env's own (gymnasium's ``np_random``, or
+    the ``rng`` of an env with its own ``reseed``) and those of its action and observation spaces and their
+    subspaces (``action_space.sample()``). Empty without an env."""
+    if env is None:
+        return {}
+    unwrapped = getattr(env, "unwrapped", env)
+    own = getattr(unwrapped, "__dict__", {})
+    found = {key: own[attribute] for key, attribute in (("np_random", "_np_random"), ("rng", "rng"))
+             if isinstance(own.get(attribute), np.random.Generator)}
+    for name in ("action_space", "observation_space"):
+        found.update(_space_generators(getattr(env, name, None), name))
+    return found
+
+
+def _space_generators(space: Any, name: str) -> dict[str, np.random.Generator]:
+    if not isinstance(space, gym.spaces.Space):
+        return {}
+    generator = vars(space).get("_np_random")
+    found = {name: generator} if isinstance(generator, np.random.Generator) else {}
+    children = getattr(space, "spaces", None)  # Dict, Tuple, OneOf: each subspace samples with its own generator
+    items = children.items() if isinstance(children, dict) else enumerate(children) if isinstance(children, tuple) else ()
+    for key, child in items:
+        found.update(_space_generators(child, f"{name}/{key}"))
+    for attribute in ("feature_space", "node_space", "edge_space"):  # Sequence, Graph
+        found.update(_space_generators(getattr(space, attribute, None), f"{name}/{attribute}"))
+    return found
+
+
 def env_to_config(spec: EnvSpec, what: str) -> Any:
     """An env spec as a config writes it: a gymnasium id, ``{id, kwargs}`` or ``{constructor, kwargs}`` with
     import paths; a ConfigError names what a config cannot name (an env instance, a lambda)."""
@@ -122,13 +151,13 @@ def describe_env(spec: EnvSpec) -> str:
     if isinstance(spec, Mapping):
         return str(spec.get("id") or spec.get("constructor"))
     if isinstance(spec, tuple) and spec:
-        return spec[0] if isinstance(spec[0], str) else callable_name(spec[0])
+        return spec[0] if isinstance(spec[0], str) else _constructor_name(spec[0])
     if isinstance(spec, gym.Env):
         return spec.spec.id if spec.spec is not None else type(spec).__name__
     return repr(spec)
 
 
-def callable_name(constructor: Any) -> str:
+def _constructor_name(constructor: Any) -> str:
     """A stable name of a constructor: a function's or class's name, a partial's function, a callable object's class
     (never a repr, which holds a memory address)."""
     while isinstance(constructor, functools.partial):

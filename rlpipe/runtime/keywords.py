@@ -31,6 +31,16 @@ def accepted_keywords(target: Callable[..., Any]) -> set[str] | None:
     return None
 
 
+def method_keywords(klass: type, name: str) -> set[str] | None:
+    """Keyword names the method ``name`` of ``klass`` accepts when called on an instance: ``self`` is not one
+    (None when anything goes). Static and class methods are read as they are called."""
+    attribute = inspect.getattr_static(klass, name)
+    method = getattr(klass, name)
+    if isinstance(attribute, (staticmethod, classmethod)) or not inspect.isfunction(method):
+        return accepted_keywords(method)
+    return _named(list(inspect.signature(method).parameters.values())[1:])  # the first is the instance
+
+
 def rejected_keywords(owner: str, keywords: Iterable[str], accepted: set[str] | None) -> list[str]:
     """A message for each keyword not in ``accepted`` (nothing when ``accepted`` is None)."""
     if accepted is None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 import hashlib
 import random
-from typing import Union
+import sys
+from typing import Any, Union
 
 import numpy as np
 
@@ -107,8 +108,44 @@ def seed_from_record(record: dict) -> np.random.SeedSequence:
     return np.random.SeedSequence(entropy=record["entropy"], spawn_key=tuple(record["spawn_key"]))
 
 
-def global_rng_state() -> tuple:
-    """A fingerprint of numpy's and Python's global random generators, which no seed of rlpipe reaches: it
-    changes when an agent draws from ``np.random.*`` or ``random.*``, so that the draws can be reported."""
+# Key of the torch seed among an agent seed's keyed children (the Agent base class uses small integers).
+TORCH_KEY = name_key("torch")
+
+
+def torch_seed(seed: SeedLike) -> int:
+    """The integer ``torch.manual_seed`` gets for an agent of seed ``seed``: from its keyed child :data:`TORCH_KEY`,
+    so it draws nothing from the agent's own streams (63 bits: within what torch accepts)."""
+    return int(keyed_child(as_seed_sequence(seed), TORCH_KEY).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def seed_torch(seed: SeedLike) -> bool:
+    """Seed torch's global generators (CPU and CUDA) from ``seed`` if torch is loaded, as rlberry does when it
+    builds an agent; True if it was. Never imports torch (an optional extra): call it after the agent's module is
+    imported, before the agent is built. Torch's generators are global to the process, so instances fitted in
+    threads of one process (the manager's default) still share them; the pipeline runs one instance per process."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    torch.manual_seed(torch_seed(seed))
+    return True
+
+
+def global_rng_state() -> dict[str, Any]:
+    """A fingerprint of the global random generators no seed of rlpipe reaches (numpy's and Python's) and of
+    torch's when torch is loaded: it changes when an agent draws from ``np.random.*``, ``random.*`` or torch, so
+    that the draws can be reported (see :func:`unseeded_draws`)."""
     _, keys, position, *_ = np.random.get_state()
-    return keys.tobytes(), position, random.getstate()
+    state: dict[str, Any] = {"numpy": (keys.tobytes(), position), "random": random.getstate()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        state["torch"] = np.asarray(torch.get_rng_state()).tobytes()
+    return state
+
+
+def unseeded_draws(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The global generators drawn from between two :func:`global_rng_state` fingerprints, ``before`` taken after
+    the agent's module was imported and before the agent was built. Torch, when loaded at ``before``, was seeded
+    by :func:`seed_torch` at build and its draws reproduce; torch imported only later (inside ``__init__`` or
+    ``fit``) was not, and counts as drawn from."""
+    seeded = {"torch"} if "torch" in before else set()
+    return [name for name in after if name not in seeded and before.get(name) != after[name]]

@@ -1,11 +1,14 @@
-"""Config files: reading a YAML config (syntax errors with their line), and the YAML values rlpipe writes.
+"""Config files: reading a YAML config (syntax errors with their line), merging several as Snakemake does, the
+strings YAML 1.1 reads where a float was meant, and the YAML values rlpipe writes.
 
 Validation of what a config says is ``rlpipe.spec.experiment.validate_study``.
 """
 from __future__ import annotations
 
+import copy
 import numbers
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,51 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping with an 'experiments' key")
     return data
+
+
+def merge_configs(configs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Configs merged in order as Snakemake merges its config files (``snakemake.utils.update_config``): a mapping
+    is merged key by key into the one before it, any other value replaces what was there. Inputs are not modified."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        _update(merged, config)
+    return merged
+
+
+def _update(target: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in update.items():
+        if isinstance(value, Mapping):
+            below = target.get(key)
+            target[key] = _update(below if isinstance(below, dict) else {}, value)
+        else:
+            target[key] = copy.deepcopy(value)
+    return target
+
+
+# A number in scientific notation without a dot or a sign in its exponent: YAML 1.1 (PyYAML, Snakemake) reads a string.
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def misread_floats(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every string in ``value`` (through nested mappings, lists and tuples) that YAML 1.1 read from a number written
+    like ``1e-3`` or ``5e4``, as (key path, what to write instead)."""
+    if isinstance(value, str):
+        if _SCIENTIFIC.match(value):
+            yield path, misread_float_hint(value)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from misread_floats(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from misread_floats(item, (*path, index))
+
+
+def misread_float_hint(text: str) -> str:
+    """The problem of a number ``text`` that YAML 1.1 read as a string, and how to write it: '1e-3' -> '1.0e-3'."""
+    number = float(text)
+    integer = f"write {int(number)} for an integer; " if number.is_integer() and abs(number) < 1e16 else ""
+    return (f"'{text}' was read as a string ({integer}YAML 1.1 floats need a dot and a signed exponent: "
+            f"write {yaml11_float_text(text)})")
 
 
 def yaml11_float_text(text: str) -> str:

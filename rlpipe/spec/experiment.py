@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,14 +24,11 @@ from rlpipe.agents.base import Agent
 from rlpipe.errors import ConfigError, EnvSpecError
 from rlpipe.io.imports import import_object, importable_path, object_path
 from rlpipe.runtime.envs import check_env_spec, env_to_config, is_no_env
-from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
-from rlpipe.spec.config import yaml11_float_text
-from rlpipe.spec.optimize import sampler_kwargs_problems, settings_problems
-from rlpipe.spec.schema import invalid_experiments, schema_problems
+from rlpipe.runtime.keywords import rejected_keywords
+from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS, unaccepted_init_kwargs
+from rlpipe.spec.optimize import optimize_problems, sampler_kwargs_problems
+from rlpipe.spec.schema import check_schema, under
 
-# Set by rlpipe for every instance; an experiment must not set them in init_kwargs.
-RESERVED_INIT_KWARGS = ("env", "eval_env", "copy_env", "seeder", "output_dir")
-_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 _PLACEHOLDER_ENV = "python-object"  # what the schema sees in place of an env given as a Python object
 
 
@@ -114,59 +110,62 @@ class Study:
             raise ConfigError(f"no experiment named '{name}' (experiments: {', '.join(self.experiments)})") from None
 
 
-def validate_study(config: Mapping[str, Any]) -> Study:
+def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: str | None = None) -> Study:
     """Validate a config (not modified) and return its :class:`Study`, defaults filled in.
 
-    Raises :class:`ConfigError` with one line per problem, each naming ``experiments.<name>.<key>``. The
-    keywords of Optuna samplers are checked by :func:`tuning_problems`, apart, so that validating a config
-    (in every job of a cluster run) does not import Optuna.
+    Raises :class:`ConfigError` listing every problem, one line each naming its key (``experiments.<name>.<key>``),
+    under "invalid config (``source``)". The keywords of Optuna samplers are only checked with ``tuning``
+    (``rlpipe validate``; the Snakefile checks them with :func:`check_tuning` when it plans optimize jobs), so
+    that validating a config (in every job of a cluster run) does not import Optuna.
     """
     filled = copy.deepcopy(dict(config))
-    problems = schema_problems(filled)
     experiments = filled.get("experiments")
+    entries = experiments if isinstance(experiments, dict) else {}
+    # Each optimize section is checked by optimize_problems, as ExperimentManager.optimize_hyperparams checks its own.
+    sections = {name: entry.pop("optimize") for name, entry in entries.items()
+                if isinstance(entry, dict) and isinstance(entry.get("optimize"), dict)}
+    check = check_schema(filled)
+    rejected = check.rejected_experiments
+    problems = list(check.problems)
     specs: dict[str, ExperimentSpec] = {}
-    if isinstance(experiments, dict):
-        skipped = invalid_experiments(config)
-        for name, entry in experiments.items():
-            if name in skipped or not isinstance(entry, dict):
-                continue
-            spec, lines = _checked_spec(name, entry)
-            problems += [f"experiments.{name}.{line}" for line in lines]
-            if spec is not None:
-                specs[name] = spec
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            continue
+        spec, lines = _checked_spec(name, entry, sections.get(name), name not in rejected)
+        problems += under(f"experiments.{name}", lines)
+        if spec is not None:
+            specs[name] = spec
+    if tuning:
+        problems += _tuning_lines(specs.values())
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError.listing(_invalid_config(source), problems)
     return Study(seed=filled["seed"], report=filled["report"], experiments=specs)
+
+
+def check_tuning(study: Study, experiments: Sequence[str] | None = None, *, source: str | None = None) -> None:
+    """What :func:`validate_study` leaves out unless ``tuning``, because checking it imports Optuna: the
+    ``sampler_kwargs`` of every experiment (or of ``experiments``) with an ``optimize`` section. Raises
+    :class:`ConfigError` as :func:`validate_study` does."""
+    problems = _tuning_lines(spec for name, spec in study.experiments.items() if experiments is None or name in experiments)
+    if problems:
+        raise ConfigError.listing(_invalid_config(source), problems)
 
 
 def experiment_spec(name: str, entry: Mapping[str, Any]) -> ExperimentSpec:
     """The spec of one experiment from a config entry or from the Python API's values (classes and callables
-    allowed where a config has import paths). Raises :class:`ConfigError` with one line per problem."""
+    allowed where a config has import paths); ``entry`` is not modified. Raises :class:`ConfigError` listing
+    every problem, one line each, under "invalid experiment '<name>'"."""
     view = _schema_view(entry)
-    lines = schema_problems(view, "experiment")
-    if not lines:
-        filled = {**view, **{key: entry[key] for key in ("agent", "train_env", "eval_env") if key in entry}}
-        spec, lines = _checked_spec(name, filled)
-        if spec is not None:
-            return spec
-    raise ConfigError("\n".join(lines))
-
-
-def optimize_section_problems(section: dict[str, Any], agent_class: type,
-                              init_kwargs_per_instance: Sequence[dict[str, Any]] | None) -> list[str]:
-    """Problems of an ``optimize`` section on its own (the Python API's arguments): schema, then semantics, then
-    the sampler's keywords. ``section`` gets its defaults filled in."""
-    problems = schema_problems(section, "experiment/properties/optimize")
-    return problems or (settings_problems(section, agent_class, init_kwargs_per_instance, RESERVED_INIT_KWARGS)
-                        + sampler_kwargs_problems(section["sampler_method"], section["sampler_kwargs"]))
-
-
-def tuning_problems(study: Study, experiments: Sequence[str] | None = None) -> list[str]:
-    """What :func:`validate_study` leaves to the optimize target, because checking it imports Optuna: the
-    ``sampler_kwargs`` of every experiment (or of ``experiments``) with an ``optimize`` section."""
-    return [f"experiments.{name}.optimize.{line}" for name, spec in study.experiments.items()
-            if spec.optimize is not None and (experiments is None or name in experiments)
-            for line in sampler_kwargs_problems(spec.optimize["sampler_method"], spec.optimize["sampler_kwargs"])]
+    section = view.pop("optimize") if isinstance(view.get("optimize"), dict) else None
+    check = check_schema(view, "experiment")
+    filled = {**view, **({"agent": entry["agent"]} if "agent" in entry else {})}
+    for key in ("train_env", "eval_env"):  # the schema saw a placeholder for an env given as a Python object
+        if key in entry and not _is_config_env(entry[key]):
+            filled[key] = entry[key]
+    spec, lines = _checked_spec(name, filled, section, not check.rejected)
+    if spec is not None and not check.problems:
+        return spec
+    raise ConfigError.listing(f"invalid experiment '{name}'", check.problems + lines)
 
 
 def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any], has_env: bool,
@@ -192,8 +191,13 @@ def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any],
 
 
 # ---------------------------------------------------------------------------------------------- checks
-def _checked_spec(name: str, entry: dict[str, Any]) -> tuple[ExperimentSpec | None, list[str]]:
-    """The spec of an entry that passed the schema (defaults filled in), or the problems that prevent it."""
+def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | None,
+                  schema_accepts: bool) -> tuple[ExperimentSpec | None, list[str]]:
+    """The spec of an entry (its ``optimize`` section apart) and the problems the schema cannot see; if the schema
+    rejects the entry (``schema_accepts`` false), only the problems of its optimize section."""
+    if not schema_accepts:
+        return None, [] if section is None else under("optimize", optimize_problems(section, None, None,
+                                                                                      check_sampler_kwargs=False))
     problems: list[str] = []
     n_fit = entry["n_fit"]
     per_instance = entry.get("init_kwargs_per_instance")
@@ -202,22 +206,18 @@ def _checked_spec(name: str, entry: dict[str, Any]) -> tuple[ExperimentSpec | No
     all_kwargs = [("init_kwargs", entry["init_kwargs"])]
     all_kwargs += [(f"init_kwargs_per_instance[{i}]", kw) for i, kw in enumerate(per_instance or [])]
     for where, kwargs in all_kwargs:
-        problems += [f"{where}.{p}" for p in _value_problems(kwargs)]
+        problems += [f"{where}.{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)"
+                     for key in kwargs if key in RESERVED_INIT_KWARGS]
     agent_class, problem = _agent_class(entry["agent"])
     if problem:
         problems.append(f"agent: {problem}")
     else:
         for where, kwargs in all_kwargs:
-            problems += [f"{where}: {p}" for p in rejected_keywords(agent_class.__name__, kwargs,
-                                                                      accepted_keywords(agent_class))]
+            problems += [f"{where}: {p}" for p in unaccepted_init_kwargs(agent_class, kwargs)]
         has_env = not (is_no_env(entry.get("train_env")) and is_no_env(entry.get("eval_env")))
         problems += agent_capability_problems(agent_class, entry["eval_kwargs"], has_env, entry["allow_pickle"])
-        if "optimize" in entry:
-            problems += [f"optimize.{p}" for p in settings_problems(entry["optimize"], agent_class, per_instance,
-                                                                    RESERVED_INIT_KWARGS)]
-            for dimension_name, dimension in (entry["optimize"].get("search_space") or {}).items():
-                choices = {f"choices[{i}]": choice for i, choice in enumerate(dimension.get("choices", []))}
-                problems += [f"optimize.search_space.{dimension_name}.{p}" for p in _value_problems(choices)]
+    if section is not None:
+        problems += under("optimize", optimize_problems(section, agent_class, per_instance, check_sampler_kwargs=False))
     for key in ("train_env", "eval_env"):
         try:
             check_env_spec(entry.get(key))
@@ -232,29 +232,41 @@ def _checked_spec(name: str, entry: dict[str, Any]) -> tuple[ExperimentSpec | No
         fit_kwargs=dict(entry["fit_kwargs"]), eval_kwargs=dict(entry["eval_kwargs"]), n_fit=n_fit,
         n_checkpoints=entry.get("n_checkpoints"), writer=dict(entry["writer"]),
         learning_curve=dict(entry["learning_curve"]), allow_pickle=entry["allow_pickle"],
-        optimize=dict(entry["optimize"]) if "optimize" in entry else None,
+        optimize=None if section is None else dict(section),
     ), []
 
 
+def _tuning_lines(specs: Iterable[ExperimentSpec]) -> list[str]:
+    return [line for spec in specs if spec.optimize is not None for line in under(
+        f"experiments.{spec.name}.optimize", sampler_kwargs_problems(spec.optimize["sampler_method"],
+                                                                     spec.optimize["sampler_kwargs"]))]
+
+
+def _invalid_config(source: str | None) -> str:
+    return f"invalid config ({source})" if source else "invalid config"
+
+
 def _schema_view(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of ``entry`` that the JSON schema can read: a class named by its import path, an env given as a
-    Python object (a tuple with a callable, an env instance) by a placeholder the semantic checks look past."""
-    view = {key: value for key, value in entry.items() if key not in ("agent", "train_env", "eval_env")}
+    """A deep copy of ``entry`` that the JSON schema can read (and fill defaults into): a class named by its import
+    path, an env given as a Python object (a tuple with a callable, an env instance) by a placeholder the semantic
+    checks look past."""
+    view = {key: value for key, value in entry.items() if key != "agent" and not (
+        key in ("train_env", "eval_env") and not _is_config_env(value))}
     view = copy.deepcopy(view)
     if "agent" in entry:
         agent = entry["agent"]
         view["agent"] = object_path(agent) if inspect.isclass(agent) else agent
     for key in ("train_env", "eval_env"):
-        if key in entry and not (key == "eval_env" and entry[key] is None):
-            env = entry[key]
-            view[key] = None if is_no_env(env) else (env if _is_config_env(env) else _PLACEHOLDER_ENV)
+        if key in entry and key not in view:
+            view[key] = None if is_no_env(entry[key]) else _PLACEHOLDER_ENV
     if isinstance(view.get("init_kwargs_per_instance"), tuple):
         view["init_kwargs_per_instance"] = list(view["init_kwargs_per_instance"])
     return view
 
 
 def _is_config_env(env: Any) -> bool:
-    return isinstance(env, (str, dict)) and not isinstance(env, gym.Env)
+    """An env spec a config can hold (None, an id, a mapping), validated by the schema as it is."""
+    return env is None or (isinstance(env, (str, dict)) and not isinstance(env, gym.Env))
 
 
 def _agent_class(agent: Any) -> tuple[type | None, str | None]:
@@ -269,19 +281,6 @@ def _agent_class(agent: Any) -> tuple[type | None, str | None]:
     if not (inspect.isclass(agent) and issubclass(agent, Agent)):
         return None, f"{named!s} is not a subclass of rlpipe.agents.Agent"
     return agent, None
-
-
-def _value_problems(kwargs: Mapping[str, Any]) -> list[str]:
-    problems = []
-    for key, value in kwargs.items():
-        if key in RESERVED_INIT_KWARGS:
-            problems.append(f"{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)")
-        elif isinstance(value, str) and _SCIENTIFIC.match(value):
-            problems.append(
-                f"{key}: '{value}' was read as a string (YAML 1.1 floats need a dot and a signed exponent: "
-                f"write {yaml11_float_text(value)})"
-            )
-    return problems
 
 
 def _importable(obj: Any, what: str) -> str:

@@ -1,16 +1,19 @@
 """What an experiment's ``optimize`` section may say, checked before any trial runs.
 
-Both drivers run these checks (config validation, ``ExperimentManager.optimize_hyperparams``), so a
-bad setting fails at once instead of in every trial. Checking ``sampler_kwargs`` against the sampler's
-signature needs Optuna, so it is its own check (:func:`sampler_kwargs_problems`), run where Optuna is used.
+Both drivers check a section with :func:`optimize_problems` (config validation, ``ExperimentManager.
+optimize_hyperparams``), so a bad setting fails at once instead of in every trial, with the same lines.
+Checking ``sampler_kwargs`` against the sampler's signature needs Optuna, so config validation leaves it to
+:func:`sampler_kwargs_problems`, run where Optuna is used.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rlpipe.agents.base import Agent
 from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords
+from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS, unaccepted_init_kwargs
+from rlpipe.spec.schema import check_schema
 from rlpipe.spec.search_space import (
     check_dimension,
     defines_sample_parameters,
@@ -21,12 +24,26 @@ from rlpipe.spec.search_space import (
 
 SAMPLER_CLASSES = {"optuna_default": "TPESampler", "random": "RandomSampler", "grid": "GridSampler", "cmaes": "CmaEsSampler"}
 PRUNER_METHODS = ("halving", "median", "none")
+OPTIMIZE_DEFINITION = "experiment/properties/optimize"  # the section's place in the schema
+
+
+def optimize_problems(section: dict[str, Any], agent_class: type[Agent] | None,
+                      init_kwargs_per_instance: Sequence[Mapping[str, Any]] | None, *,
+                      check_sampler_kwargs: bool) -> list[str]:
+    """Every problem of an ``optimize`` section, as ``<key>: <problem>`` lines, its defaults filled in: the schema's;
+    then, if the schema accepts it and the agent class is known (None: it is not), its settings'; then, with
+    ``check_sampler_kwargs`` (which imports Optuna), the sampler's keywords."""
+    check = check_schema(section, OPTIMIZE_DEFINITION)
+    if check.rejected or agent_class is None:
+        return check.problems
+    problems = check.problems + settings_problems(section, agent_class, init_kwargs_per_instance)
+    if check_sampler_kwargs:
+        problems += sampler_kwargs_problems(section["sampler_method"], section["sampler_kwargs"])
+    return problems
 
 
 def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_space: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with a sampler's settings, checked before any trial runs."""
-    if method not in SAMPLER_CLASSES:
-        return [f"sampler_method: '{method}' is not one of {', '.join(SAMPLER_CLASSES)}"]
+    """What is wrong with a sampler's settings (``method`` is one the schema allows), checked before any trial runs."""
     problems = []
     if "seed" in sampler_kwargs:
         problems.append("sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's seed (set `seed` instead)")
@@ -44,11 +61,12 @@ def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_spac
 
 
 def sampler_kwargs_problems(method: str, sampler_kwargs: Mapping[str, Any]) -> list[str]:
-    """``sampler_kwargs`` the Optuna sampler does not accept. It imports Optuna, so config validation leaves it to
-    the optimize target, ``rlpipe validate`` and ``optimize_hyperparams`` (a plain run never loads Optuna)."""
+    """``sampler_kwargs`` the Optuna sampler of ``method`` (one the schema allows) does not accept. It imports Optuna,
+    so config validation leaves it to the optimize target, ``rlpipe validate`` and ``optimize_hyperparams`` (a plain
+    run never loads Optuna)."""
     explicit_grid = method == "grid" and "search_space" in sampler_kwargs
     others = [key for key in sampler_kwargs if key != "seed" and not (explicit_grid and key == "search_space")]
-    if not others or method not in SAMPLER_CLASSES:
+    if not others:
         return []
     import optuna
 
@@ -57,18 +75,17 @@ def sampler_kwargs_problems(method: str, sampler_kwargs: Mapping[str, Any]) -> l
 
 
 def settings_problems(settings: Mapping[str, Any], agent_class: type[Agent],
-                      init_kwargs_per_instance: list[dict[str, Any]] | None, reserved: tuple[str, ...]) -> list[str]:
+                      init_kwargs_per_instance: Sequence[Mapping[str, Any]] | None) -> list[str]:
     """What is wrong with an experiment's optimize settings, as ``<key>: <problem>`` lines (the schema
-    has already checked types and ranges); ``reserved`` are the init kwargs rlpipe sets itself."""
+    has already checked types and ranges)."""
     search_space = settings.get("search_space")
     problems = []
     if search_space:
         for name, dimension in search_space.items():
             problems += [f"search_space.{name}: {p}" for p in check_dimension(dimension)]
-            if name in reserved:
+            if name in RESERVED_INIT_KWARGS:
                 problems.append(f"search_space.{name}: is set by rlpipe for each instance and cannot be tuned")
-        accepted = accepted_keywords(agent_class)
-        problems += [f"search_space: {p}" for p in rejected_keywords(agent_class.__name__, search_space, accepted)]
+        problems += [f"search_space: {p}" for p in unaccepted_init_kwargs(agent_class, search_space)]
     elif not defines_sample_parameters(agent_class):
         problems.append(f"search_space: missing, and {agent_class.__name__} does not define sample_parameters(trial); "
                         "give the parameters to tune here")

@@ -1,13 +1,16 @@
 """The config's JSON schema: loaded once, validated with its defaults filled in, errors as one-line messages.
 
 The schema file (``config.schema.yaml`` beside this module, linked from ``workflow/schemas``) is the one
-source of the keys, types, ranges and defaults of a config; both drivers validate against it.
+source of the keys, types, ranges and defaults of a config; both drivers validate against it. The same
+pass reports every string that YAML 1.1 read from a number written like ``1e-3``, wherever it is (free-form
+kwargs included), with the spelling to use instead of the schema's "is not of type".
 """
 from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,6 +18,9 @@ from typing import Any
 import yaml
 
 from rlpipe.runtime.keywords import suggestion
+from rlpipe.spec.config import misread_floats
+
+KeyPath = tuple[str | int, ...]
 
 
 @cache
@@ -33,23 +39,63 @@ def schema_defaults(key: str) -> dict[str, Any]:
     """The defaults of a mapping key of an experiment (``writer``, ``learning_curve``...) or of the config
     (``report``), as the schema states them."""
     properties = experiment_schema()["properties"]
-    schema = properties[key] if key in properties else config_schema()["properties"][key]
+    schema = properties[key] if key in properties else config_schema()["$defs"][key]
     return {name: spec["default"] for name, spec in schema["properties"].items() if "default" in spec}
 
 
-def schema_problems(instance: Any, definition: str | None = None) -> list[str]:
-    """Validate ``instance`` against the whole schema (or ``$defs/<definition>``), filling its defaults in place;
-    one line per problem, sorted by key path."""
+@dataclass(frozen=True)
+class SchemaCheck:
+    """What the schema says of a value: ``problems``, one line each, sorted by key path, and ``rejected``, the key
+    paths of the schema's errors (a misread float where the schema takes any value, in init_kwargs say, is a
+    problem but rejects nothing: the semantic checks still run)."""
+
+    problems: list[str]
+    rejected: list[KeyPath]
+
+    @property
+    def rejected_experiments(self) -> set[str]:
+        """Names of the experiments of a config that the schema rejects (their semantics are not checked)."""
+        return {str(path[1]) for path in self.rejected if len(path) > 1 and path[0] == "experiments"}
+
+
+def check_schema(instance: Any, definition: str | None = None) -> SchemaCheck:
+    """Validate ``instance`` against the whole schema (or ``$defs/<definition>``), filling its defaults in place."""
     schema = config_schema() if definition is None else {"$ref": f"#/$defs/{definition}",
                                                           "$defs": config_schema()["$defs"]}
-    errors = sorted(_validator_class()(schema).iter_errors(instance), key=_error_sort_key)
-    return [line for error in errors for line in _format_schema_error(error)]
+    errors = list(_validator_class()(schema).iter_errors(instance))
+    lines = [(_error_sort_key(error), line) for error in errors if not _misread_float_error(error)
+             for line in _format_schema_error(error)]
+    lines += [((tuple(str(p) for p in path), hint), f"{_dotted(path)}: {hint}") for path, hint in misread_floats(instance)]
+    lines.sort(key=lambda keyed: keyed[0])
+    return SchemaCheck(problems=[line for _, line in lines], rejected=[tuple(error.absolute_path) for error in errors])
 
 
-def invalid_experiments(instance: Any) -> set[str]:
-    """Names of the experiments of a config that the schema rejects (their semantics are not checked)."""
-    errors = _validator_class()(config_schema()).iter_errors(copy.deepcopy(instance))
-    return {str(e.absolute_path[1]) for e in errors if len(e.absolute_path) > 1 and e.absolute_path[0] == "experiments"}
+def schema_problems(instance: Any, definition: str | None = None) -> list[str]:
+    """The problems of :func:`check_schema` (which fills the defaults of ``instance`` in place)."""
+    return check_schema(instance, definition).problems
+
+
+def section_problems(key: str, section: Any, definition: str) -> list[str]:
+    """The problems of a config section checked on its own against ``$defs/<definition>`` (its defaults filled in
+    place), each named as in a config, from ``key``."""
+    return under(key, schema_problems(section, definition))
+
+
+def under(key: str, lines: Iterable[str]) -> list[str]:
+    """Problem lines of a value, named from the key that holds it ('(top level)' is the key itself)."""
+    return [f"{key}:{line.removeprefix('(top level):')}" if line.startswith("(top level):") else f"{key}.{line}"
+            for line in lines]
+
+
+def _misread_float_error(error: Any) -> bool:
+    """A type error of a string that YAML 1.1 read from a float: :func:`misread_floats` says it better."""
+    return error.validator == "type" and isinstance(error.instance, str) and any(misread_floats(error.instance))
+
+
+def _dotted(path: KeyPath) -> str:
+    """``init_kwargs_per_instance[0].gamma``: keys dotted, list indices in brackets."""
+    text = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    return text or "(top level)"
 
 
 @cache

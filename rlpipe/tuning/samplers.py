@@ -44,6 +44,7 @@ def make_pruner(method: str) -> optuna.pruners.BasePruner:
         return optuna.pruners.MedianPruner()
     if method == "none":
         return optuna.pruners.NopPruner()
+    # the schema allows only the names above, but a task typed on the command line is not validated
     raise ValueError(f"pruner_method must be one of {', '.join(PRUNER_METHODS)}, got {method!r}")
 
 

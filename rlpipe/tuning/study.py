@@ -8,7 +8,7 @@ What makes a study trustworthy here:
 
 - **Reproducible trials.** Instance ``j`` of trial ``t`` is seeded from (root seed, experiment, t, j)
   only, so :func:`trial_score` replays any trial exactly. The sampler is rebuilt for every trial with
-  a seed derived from the trial number (``study_settings.TrialSeededSampler``): one worker proposes
+  a seed derived from the trial number (``rlpipe.tuning.samplers.TrialSeededSampler``): one worker proposes
   the same trials every time; with several, random search still does, while model-based samplers
   (TPE, CMA-ES) also depend on the other trials of the study (finished, and for TPE running) at the
   moment a trial samples its parameters.
@@ -46,7 +46,7 @@ from optuna.trial import FrozenTrial, TrialState
 from rlpipe.agents.base import Agent
 from rlpipe.agents.capabilities import eval_settings, fits_additively
 from rlpipe.core.evaluation import score_agent
-from rlpipe.core.fitting import agent_kwargs
+from rlpipe.core.fitting import build_agent
 from rlpipe.core.tasks import AgentTask, OptimizeTask, agent_class, episode_seeds
 from rlpipe.errors import OptimizationError
 from rlpipe.io.paths import OptimizePaths
@@ -287,7 +287,7 @@ def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: d
     cls = agent_class(task)
     sampled = sample_init_kwargs(trial, cls, task.settings.get("search_space"))
     trial.set_user_attr(_INIT_KWARGS, plain_value(sampled, "init_kwargs"))
-    agents = [_trial_agent(cls, task, trial.number, j, sampled, output_dir, shared_data) for j in range(task.settings["n_fit"])]
+    agents = [_trial_agent(task, trial.number, j, sampled, output_dir, shared_data) for j in range(task.settings["n_fit"])]
     budgets = fraction_budgets(task.fit_budget, task.settings["fit_fraction"])
     for step, budget in enumerate(budgets, start=1):
         for agent in agents:
@@ -300,21 +300,20 @@ def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: d
     return score
 
 
-def _trial_agent(cls: type[Agent], task: OptimizeTask, number: int, instance: int, sampled: dict[str, Any],
+def _trial_agent(task: OptimizeTask, number: int, instance: int, sampled: dict[str, Any],
                  output_dir: Path, shared_data: dict[str, Any] | None) -> Agent:
     """Instance ``instance`` of trial ``number``: shared init kwargs, then the trial's, then the instance's own."""
     per_instance = task.init_kwargs_per_instance or []
     own = per_instance[instance % len(per_instance)] if per_instance else {}
     overridden = sorted(set(own) & set(sampled))
-    if overridden:
+    if overridden:  # validation sees only the keys of probe trials (tuned_keys); a sample_parameters may return others
         raise ValueError(f"init_kwargs_per_instance sets {overridden}, which the search space tunes; "
                          "a parameter set per instance cannot be tuned")
     agent_task = AgentTask(experiment=task.experiment, root_seed=task.root_seed, instance=instance, agent=task.agent,
                            train_env=task.train_env, eval_env=task.eval_env,
                            init_kwargs={**task.init_kwargs, **sampled, **own})
-    kwargs = agent_kwargs(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data,
-                          seeder=task.trial_seed(number, instance, 0))
-    agent = cls(**kwargs)
+    agent = build_agent(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data,
+                        seeder=task.trial_seed(number, instance, 0))
     if task.writer_kwargs is None:
         agent.set_writer(None)
     return agent

@@ -19,7 +19,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,7 +34,7 @@ from ruamel.yaml.util import load_yaml_guess_indent
 
 from rlpipe.errors import ConfigError
 from rlpipe.io.atomic import write_text
-from rlpipe.spec.config import plain_value, yaml11_float_text
+from rlpipe.spec.config import load_config_file, merge_configs, plain_value, yaml11_float_text
 from rlpipe.spec.experiment import validate_study
 
 # Where a new init_kwargs goes: after the last of these keys present (the order of config/README.md).
@@ -62,20 +62,22 @@ def update_init_kwargs(
     *,
     backup_dir: str | os.PathLike | None = None,
     now: datetime | None = None,
+    config_files: Sequence[str | os.PathLike] = (),
 ) -> WritebackResult:
     """Merge ``new_kwargs`` into ``experiments.<experiment>.init_kwargs`` of the config file.
 
     Keys of ``new_kwargs`` overwrite, other keys stay. The file is only rewritten (after a backup
-    of the original) if a value changes and the result passes :func:`validate_study`; on any
-    :class:`ConfigError` the file is untouched and no backup is left.
+    of the original) if a value changes and the result passes :func:`validate_study`: on its own, or, given
+    ``config_files`` (every config file in use, in order, ``config_path`` among them), merged with the others
+    as Snakemake merges them. On any :class:`ConfigError` the file is untouched and no backup is left.
     """
     path = Path(config_path)
     with _locked(path):
-        return _update_locked(path, experiment, new_kwargs, backup_dir, now)
+        return _update_locked(path, experiment, new_kwargs, backup_dir, now, [Path(f) for f in config_files])
 
 
-def _update_locked(path: Path, experiment: str, new_kwargs: Mapping[str, Any],
-                   backup_dir: str | os.PathLike | None, now: datetime | None) -> WritebackResult:
+def _update_locked(path: Path, experiment: str, new_kwargs: Mapping[str, Any], backup_dir: str | os.PathLike | None,
+                   now: datetime | None, config_files: list[Path]) -> WritebackResult:
     """:func:`update_init_kwargs` once the caller holds the file's lock."""
     raw = _read_bytes(path)
     old_text, newline = _decode(raw, path)
@@ -85,7 +87,7 @@ def _update_locked(path: Path, experiment: str, new_kwargs: Mapping[str, Any],
     if all(key in current and _same(current[key], value) for key, value in kwargs.items()):
         return WritebackResult(path=path, backup=None, diff="", changed=False)
     new_text = _render(old_text, experiment, kwargs, path)
-    _check_result(old_data, new_text, experiment, kwargs, path)
+    _check_result(old_data, new_text, experiment, kwargs, path, config_files)
     folder = Path(backup_dir) if backup_dir is not None else path.parent
     backup = _write_backup(raw, path, folder, now or datetime.now())
     try:
@@ -342,8 +344,10 @@ def _insert_position(entry: CommentedMap) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- checking
-def _check_result(old_data: Any, new_text: str, experiment: str, kwargs: dict[str, Any], path: Path) -> None:
-    """Refuse text that PyYAML reads differently from the intended edit, or that fails validation."""
+def _check_result(old_data: Any, new_text: str, experiment: str, kwargs: dict[str, Any], path: Path,
+                  config_files: list[Path]) -> None:
+    """Refuse text that PyYAML reads differently from the intended edit, or that fails validation (merged with the
+    other ``config_files``, if any)."""
     new_data = _safe_load(new_text, path)
     expected = copy.deepcopy(old_data)
     entry = expected["experiments"][experiment]
@@ -354,10 +358,17 @@ def _check_result(old_data: Any, new_text: str, experiment: str, kwargs: dict[st
             f"{path}: updating experiments.{experiment}.init_kwargs would not read back as intended under "
             f"YAML 1.1 (differs at: {where}; a value PyYAML reads differently, or an anchor/merge key shared "
             "with another experiment); the file was left unchanged")
+    edited = path.resolve()
+    if not any(f.resolve() == edited for f in config_files):
+        config_files = [*config_files, path]
+    merged = merge_configs(new_data if f.resolve() == edited else load_config_file(f) for f in config_files)
     try:
-        validate_study(new_data)
+        validate_study(merged)
     except ConfigError as error:
-        raise ConfigError(f"{path}: writing these init_kwargs would make the config invalid:\n{error}") from None
+        others = [str(f) for f in config_files if f.resolve() != edited]
+        merged_with = f" (merged with {', '.join(others)})" if others else ""
+        raise ConfigError.listing(f"{path}: writing these init_kwargs would make the config{merged_with} invalid",
+                                  error.problems) from None
 
 
 def _differences(expected: Any, actual: Any, where: str = "") -> list[str]:

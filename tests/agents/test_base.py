@@ -148,6 +148,29 @@ def test_native_checkpoint_contains_no_pickle(tmp_path, cls, kwargs, budget):
     assert meta["total_env_steps"] == agent.total_env_steps
 
 
+class CountingRandomAgent(RandomAgent):
+    """Keeps numpy scalars in the JSON part of its state, as ``int(...)``-less code does."""
+
+    def fit(self, budget, **kwargs):
+        super().fit(budget)
+        self.fits, self.fitted = np.int64(getattr(self, "fits", 0) + 1), np.bool_(True)
+
+    def get_state(self):
+        return {"fits": getattr(self, "fits", np.int64(0)), "fitted": getattr(self, "fitted", np.bool_(False))}
+
+    def set_state(self, state):
+        self.fits, self.fitted = state["fits"], state["fitted"]
+
+
+def test_numpy_scalars_in_a_state_are_saved_as_json_values(tmp_path):
+    agent = CountingRandomAgent(FL, seeder=0)
+    agent.fit(3)
+    agent.fit(2)
+    loaded = CountingRandomAgent.load(agent.save(tmp_path / "a.ckpt"), env=FL, seeder=0)
+    assert (loaded.fits, loaded.fitted) == (2, True)
+    assert type(loaded.fits) is int and type(loaded.fitted) is bool
+
+
 def test_truncated_checkpoint(tmp_path):
     agent = QLearningAgent(FL, seeder=0)
     agent.fit(100)

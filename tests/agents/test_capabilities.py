@@ -7,6 +7,7 @@ import pytest
 
 from rlpipe.agents import Agent, AgentWithSimplePolicy, QLearningAgent, RandomAgent
 from rlpipe.agents import capabilities as cap
+from rlpipe.runtime.keywords import rejected_keywords
 
 from helpers_agents import EvalOnlyAgent, PickledCounterAgent
 from rlberry_style_agents import EnvlessAgent, HorizonOnlyEvalAgent, SelfSteppingQAgent, StrictEvalAgent
@@ -42,8 +43,11 @@ def test_eval_settings_default_to_the_base_evals_own_defaults() -> None:
 
 def test_valid_eval_keywords() -> None:
     assert cap.valid_eval_keywords(QLearningAgent) == {"eval_horizon", "n_simulations", "gamma"}
-    assert cap.valid_eval_keywords(HorizonOnlyEvalAgent) == {"self", "eval_horizon"}
+    assert cap.valid_eval_keywords(HorizonOnlyEvalAgent) == {"eval_horizon"}  # `self` is no keyword of a method
+    assert cap.valid_eval_keywords(StrictEvalAgent) == {"eval_horizon", "n_simulations"}
     assert cap.valid_eval_keywords(EnvlessAgent) is None  # eval(**kwargs): anything goes
+    assert rejected_keywords("eval", ["self"], cap.valid_eval_keywords(HorizonOnlyEvalAgent)) == [
+        "eval does not accept 'self' (allowed: eval_horizon)"]
 
 
 def test_call_eval_adds_only_what_the_signature_accepts() -> None:
@@ -62,6 +66,6 @@ def test_call_eval_adds_only_what_the_signature_accepts() -> None:
             return 2.0
 
     strict, loose = Strict(), Loose()
-    assert cap.call_eval(strict, {"eval_horizon": 3}, n_simulations=1) == 1.0
+    assert cap.call_eval(strict, {"eval_horizon": 3}, n_simulations=1, self=4) == 1.0  # `self` is not a keyword
     assert cap.call_eval(loose, {"eval_horizon": 3}, n_simulations=1) == 2.0
     assert strict.calls == [{"eval_horizon": 3}] and loose.calls == [{"eval_horizon": 3, "n_simulations": 1}]

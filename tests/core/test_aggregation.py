@@ -6,6 +6,7 @@ import json
 import pandas as pd
 import pytest
 
+from rlpipe.core import aggregation, tasks
 from rlpipe.core.aggregation import aggregate_experiment
 from rlpipe.core.evaluation import evaluate_instance
 from rlpipe.core.fitting import fit_instance
@@ -63,3 +64,58 @@ def test_a_truncated_table_is_named(fitted):
     with pytest.raises(RlpipeError, match=rf"{table} cannot be read .*delete it and rerun"):
         aggregate(study, paths)
     assert not paths.summary.exists()
+
+
+def test_the_fit_budget_is_what_the_instances_were_fitted_for(fitted):
+    """A second fit call adds to the budget (ExperimentManager: fit(); fit(300)), and the summary says so."""
+    study, paths = fitted
+    assert aggregate(study, paths)["fit_budget"] == 500
+    more = [tasks.fit_task(study.experiment("lake"), study.root, i, fit_budget=300) for i in range(3)]
+    fit_instance(more[0], paths.instance(0), continue_fit=True)
+    summary = aggregate(study, paths)
+    assert summary["fit_budget"] is None  # the instances differ: none is the experiment's
+    assert summary["fit_budget_per_instance"] == {"0": 800, "1": 500, "2": 500}
+    for task in more[1:]:
+        fit_instance(task, paths.instance(task.instance), continue_fit=True)
+    summary = aggregate(study, paths)
+    assert summary["fit_budget"] == 800 and summary["fit_budget_per_instance"] == {"0": 800, "1": 800, "2": 800}
+    assert json.loads(paths.summary.read_text())["fit_budget"] == 800
+
+
+def test_the_learning_curve_is_plotted_against_the_global_step(fitted, monkeypatch):
+    """Environment steps only for the built-in agents: another agent logs steps of its own."""
+    study, paths = fitted
+    xlabels = []
+    draw = aggregation.plots.learning_curves_figure
+    monkeypatch.setattr(aggregation.plots, "learning_curves_figure",
+                        lambda panels, xlabel, *args, **kwargs: xlabels.append(xlabel) or draw(panels, xlabel, *args, **kwargs))
+    aggregate(study, paths)
+    assert xlabels == ["global step"]
+
+
+
+def with_learning_curve_tag(tag: str):
+    return validate_study({**CONFIG, "experiments": {"lake": {**CONFIG["experiments"]["lake"], "learning_curve": {"tag": tag}}}})
+
+
+def test_the_learning_curve_shows_the_configured_tag_or_falls_back_to_the_logged_ones(fitted, caplog):
+    """QLearningAgent logs episode_rewards and episode_length: the configured tag alone when it was logged, else the
+    tags that were, with a warning naming the missing one (config/README.md, learning_curve.tag)."""
+    _, paths = fitted
+
+    def aggregated(tag: str) -> tuple[dict, list[str]]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="rlpipe"):
+            summary = aggregate(with_learning_curve_tag(tag), paths)
+        assert json.loads(paths.summary.read_text())["learning_curve_tags"] == summary["learning_curve_tags"]
+        return summary, [r.getMessage() for r in caplog.records if r.name.startswith("rlpipe")]
+
+    summary, warnings = aggregated("episode_rewards")
+    assert summary["learning_curve_tags"] == ["episode_rewards"]
+    assert warnings == []
+
+    summary, warnings = aggregated("episode_reward")  # a typo: the stage goes on with the tags that were logged
+    assert summary["learning_curve_tags"] == ["episode_rewards", "episode_length"]
+    assert len(warnings) == 1, warnings
+    assert "no instance logged the learning-curve tag 'episode_reward';" in warnings[0]
+    assert "('episode_rewards', 'episode_length')" in warnings[0]

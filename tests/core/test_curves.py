@@ -170,3 +170,12 @@ def test_unknown_band_and_bad_level_are_rejected() -> None:
         curves.band_half_width(CURVES, "sd", 0.9, 10)
     with pytest.raises(ValueError, match="level"):
         curves.normal_quantile(1.0)
+
+
+@pytest.mark.parametrize(("n_boot", "level", "message"), [
+    (0, 0.9, "n_boot must be at least 1, got 0"),
+    (100, 1.0, "level must be strictly between 0 and 1, got 1.0"),
+])
+def test_band_arguments_are_named_as_rlberrys_plots_name_them(n_boot: int, level: float, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        curves.simultaneous_half_width(np.ones((5, 3)), level, n_boot)

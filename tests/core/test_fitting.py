@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,10 @@ from rlpipe.core.fitting import agent_kwargs, fit_instance, remaining_chunks, sp
 from rlpipe.core.tasks import RunSettings, agent_class
 from rlpipe.errors import CheckpointError, ConfigError
 from rlpipe.io.paths import InstancePaths
-from rlpipe.runtime.seeding import seed_record
+from rlpipe.runtime.seeding import seed_record, torch_seed
 from rlpipe.runtime.writer import COLUMNS
 
+from rlberry_style_agents import fake_torch_module
 from stage_helpers import leftovers, make_study
 from study_tasks import eval_task, fit_task, run_settings
 
@@ -89,6 +92,9 @@ def test_fit_instance_outputs(tmp_path):
     assert table.schema.names == list(COLUMNS) == ["name", "tag", "value", "dw_time_elapsed", "global_step"]
     assert set(table.column("name").to_pylist()) == {"ql"}  # the writer is named after the experiment
     assert set(table.column("tag").to_pylist()) == {"episode_rewards", "episode_length"}
+    provenance = json.loads(table.schema.metadata[b"rlpipe"])  # the writer data says which task made it
+    assert provenance["task_hash"] == task.task_hash() and provenance["instance"] == 1
+    assert provenance["root_seed"] == task.root_seed and "rlpipe" in provenance["versions"]
 
     on_disk = json.loads(paths.fit_record.read_text())
     assert on_disk == json.loads(json.dumps(record))
@@ -286,13 +292,58 @@ def test_unreadable_progress_record_starts_over(tmp_path, helpers):
     np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
 
 
-def test_corrupt_progress_writer_data_is_discarded(tmp_path, helpers):
+def test_corrupt_progress_writer_data_is_discarded(tmp_path, helpers, caplog):
     task = fit_task(make_study(agent=FLAKY), "ql", 0)
     paths = InstancePaths(tmp_path / "i")
     interrupt(task, paths, helpers, after_chunks=2)
     (paths.progress / "writer.400.parquet").write_bytes(b"not parquet" * 10)
-    record = fit_instance(task, paths, RUN)
+    with caplog.at_level("INFO", logger="rlpipe"):
+        record = fit_instance(task, paths, RUN)
+    assert "ql[0]: cannot resume (" in caplog.text and "writer.400.parquet" in caplog.text, caplog.text
+    assert "); starting over" in caplog.text and "resuming" not in caplog.text
     assert record["resumed_at"] == 0
+    expected = reference(task, tmp_path)
+    np.testing.assert_array_equal(q_table(task, paths), q_table(task, expected))
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+
+
+def test_a_non_additive_agent_with_explicit_checkpoints_resumes_to_its_chunked_fit(tmp_path, monkeypatch, caplog):
+    """An agent written rlberry's way (it resets its env in every fit call) with ``n_checkpoints: 5`` is trained by 5
+    fit calls; killed after 2 of them, it resumes with the 3 planned ones and ends as the uninterrupted fit."""
+    from rlberry_style_agents import SelfSteppingQAgent
+
+    study = make_study(agent="rlberry_style_agents:SelfSteppingQAgent", train_env="Taxi-v4", init_kwargs={},
+                       fit_budget=500, n_checkpoints=5, allow_pickle=True)
+    task, run = fit_task(study, "ql", 0), run_settings(study, "ql")
+    assert task.chunks == 5  # part of what its fit computes
+    expected = InstancePaths(tmp_path / "reference")
+    assert fit_instance(task, expected, run)["chunks"] == [100] * 5
+
+    paths, calls, fit = InstancePaths(tmp_path / "interrupted"), [], SelfSteppingQAgent.fit
+
+    def interrupted(self, budget, **kwargs):
+        if len(calls) == 2:
+            raise RuntimeError("simulated interruption")
+        calls.append(budget)
+        fit(self, budget, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SelfSteppingQAgent, "fit", interrupted)
+        with pytest.raises(RuntimeError, match="simulated interruption"):
+            fit_instance(task, paths, run)
+    assert calls == [100, 100] and not paths.fit_record.exists()
+    with caplog.at_level("INFO", logger="rlpipe"):
+        record = fit_instance(task, paths, run)
+    assert "resuming ql[0] after 200 of its budget 500" in caplog.text
+    assert record["resumed_at"] == 200 and record["chunks"] == [100, 100, 100]
+
+    ours, theirs = (load_instance_agent(eval_task(study, "ql", 0), p.checkpoint, allow_pickle=True) for p in (paths, expected))
+    assert np.abs(theirs.Q).sum() > 0  # it learned something to compare
+    np.testing.assert_array_equal(ours.Q, theirs.Q)
+    assert ours.rng.bit_generator.state == theirs.rng.bit_generator.state
+    assert writer_rows(paths.writer) == writer_rows(expected.writer)
+    tables = [evaluate_instance(eval_task(study, "ql", 0), p.checkpoint, p.evaluation, run) for p in (paths, expected)]
+    assert tables[0].equals(tables[1])
 
 
 def test_pickled_agent_fit_and_evaluation(tmp_path):
@@ -310,6 +361,50 @@ def test_pickled_agent_fit_and_evaluation(tmp_path):
     untrusted = dataclasses.replace(run, allow_pickle=False)
     with pytest.raises(CheckpointError, match="allow_pickle"):  # and run settings made by hand still cannot unpickle
         evaluate_instance(eval_task(trusted, "ql", 0), paths.checkpoint, tmp_path / "x.parquet", untrusted)
+
+
+def test_an_agent_with_its_own_save_and_load_is_fitted_continued_and_evaluated(tmp_path):
+    """rlberry's ``load(cls, filename, **kwargs)`` passes its keywords to the constructor: it is never given allow_pickle."""
+    study = make_study(agent="rlberry_style_agents:OwnSaveAgent", init_kwargs={}, fit_budget=3, n_checkpoints=1,
+                       allow_pickle=True)
+    run, paths = run_settings(study, "ql"), InstancePaths(tmp_path / "own")
+    fit_instance(fit_task(study, "ql", 0), paths, run)
+    fitted = json.loads(paths.checkpoint.read_text())  # the agent's own file format
+    loaded = load_instance_agent(eval_task(study, "ql", 0), paths.checkpoint, allow_pickle=True)
+    assert loaded.preferences.tolist() == fitted and max(fitted) > 0
+    table = evaluate_instance(eval_task(study, "ql", 0), paths.checkpoint, paths.evaluation, run)
+    assert table.num_rows == 6 and set(table.column("unit").to_pylist()) == {"episode"}
+    record = fit_instance(fit_task(study, "ql", 0), paths, run, continue_fit=True)  # loads the checkpoint, fits 3 more
+    assert record["fit_budget"] == 6
+    again = json.loads(paths.checkpoint.read_text())
+    assert all(b > a for a, b in zip(fitted, again))
+
+
+def test_draws_from_the_global_generator_in_the_agents_constructor_are_reported(tmp_path, caplog):
+    study = make_study(agent="rlberry_style_agents:InitDrawAgent", init_kwargs={}, fit_budget=3, n_checkpoints=1,
+                       allow_pickle=True)
+    with caplog.at_level(logging.WARNING, logger="rlpipe"):
+        record = fit_instance(fit_task(study, "ql", 0), InstancePaths(tmp_path / "init"), run_settings(study, "ql"))
+    assert record["unseeded_draws"] is True
+    assert "InitDrawAgent drew from numpy's or Python's global random generator" in caplog.text
+
+
+def test_torch_is_seeded_from_each_instances_seed_when_its_agent_is_built(tmp_path, monkeypatch, caplog):
+    torch = fake_torch_module()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    study = make_study(agent="rlberry_style_agents:TorchStyleAgent", init_kwargs={}, fit_budget=4, n_checkpoints=1,
+                       allow_pickle=True)
+    run, tasks = run_settings(study, "ql"), [fit_task(study, "ql", i) for i in (0, 1)]
+    with caplog.at_level(logging.WARNING, logger="rlpipe"):
+        records = [fit_instance(task, InstancePaths(tmp_path / str(task.instance)), run) for task in tasks]
+    assert torch.seeds == [torch_seed(task.instance_seed) for task in tasks] and torch.seeds[0] != torch.seeds[1]
+    assert [record["unseeded_draws"] for record in records] == [False, False]  # torch was loaded, so rlpipe seeded it
+    assert "drew from" not in caplog.text
+    weights = [load_instance_agent(eval_task(study, "ql", i), InstancePaths(tmp_path / str(i)).checkpoint, allow_pickle=True).weights
+               for i in (0, 1)]
+    assert len(weights[0]) == 5 and weights[0] != weights[1]
+    fit_instance(tasks[0], InstancePaths(tmp_path / "again"), run)  # the same instance again: the same torch draws
+    assert load_instance_agent(eval_task(study, "ql", 0), InstancePaths(tmp_path / "again").checkpoint, allow_pickle=True).weights == weights[0]
 
 
 def test_tasks_survive_json(tmp_path):

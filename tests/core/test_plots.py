@@ -11,7 +11,7 @@ import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
-from rlpipe.core.plots import comparison_figure, evaluation_figure, learning_curve_figure
+from rlpipe.core.plots import CurvePanel, comparison_figure, evaluation_figure, learning_curves_figure
 from rlpipe.core.statistics import curve_band, learning_curves
 from rlpipe.io.atomic import save_figure
 
@@ -41,9 +41,9 @@ def curves() -> pd.DataFrame:
     return learning_curves(pd.concat(rows, ignore_index=True), "episode_rewards", n_points=40)
 
 
-def test_learning_curve_figure_with_instances(curves: pd.DataFrame, tmp_path: Path) -> None:
+def test_learning_curves_figure_with_instances(curves: pd.DataFrame, tmp_path: Path) -> None:
     band = curve_band(curves, np.random.default_rng(0), n_resamples=200)
-    figure = learning_curve_figure(band, curves, title="CartPole: PPO", ylabel="episode reward")
+    figure = learning_curves_figure([CurvePanel("CartPole: PPO", "episode reward", band, curves)], "environment steps")
     assert isinstance(figure, Figure) and len(figure.axes) == 1
     axes = figure.axes[0]
     assert len(axes.lines) == 4 + 1  # one faint line per instance, one mean line
@@ -55,18 +55,18 @@ def test_learning_curve_figure_with_instances(curves: pd.DataFrame, tmp_path: Pa
     _assert_png(figure, tmp_path / "curve.png")
 
 
-def test_learning_curve_figure_band_only(curves: pd.DataFrame) -> None:
+def test_learning_curves_figure_band_only(curves: pd.DataFrame) -> None:
     band = curve_band(curves, np.random.default_rng(0), n_resamples=200, confidence=0.9)
-    figure = learning_curve_figure(band, None, title="t", ylabel="y", xlabel="wall time (s)", confidence=0.9)
+    figure = learning_curves_figure([CurvePanel("t", "y", band)], "wall time (s)", confidence=0.9)
     axes = figure.axes[0]
     assert len(axes.lines) == 1
     assert axes.get_xlabel() == "wall time (s)"
     assert _legend_labels(figure) == ["mean over 4 instances, 90% bootstrap CI"]
 
 
-def test_learning_curve_figure_no_data(tmp_path: Path) -> None:
+def test_learning_curves_figure_no_data(tmp_path: Path) -> None:
     empty = pd.DataFrame(columns=["x", "mean", "ci_low", "ci_high", "n_instances"])
-    figure = learning_curve_figure(empty, None, title="empty run", ylabel="y")
+    figure = learning_curves_figure([CurvePanel("empty run", "y", empty)], "global step")
     assert "no data" in _texts(figure)
     assert figure.axes[0].get_title() == "empty run"
     _assert_png(figure, tmp_path / "empty.png")
@@ -198,9 +198,9 @@ def test_plots_never_import_pyplot() -> None:
     # building every kind of figure leaves it unimported.
     code = (
         "import sys, pandas as pd\n"
-        "from rlpipe.core.plots import comparison_figure, evaluation_figure, learning_curve_figure\n"
+        "from rlpipe.core.plots import CurvePanel, comparison_figure, evaluation_figure, learning_curves_figure\n"
         "evaluation_figure(pd.DataFrame({'instance': [0, 0, 1], 'score': [1.0, 2.0, 3.0]}), 't')\n"
-        "learning_curve_figure(pd.DataFrame(), None, 't', 'y')\n"
+        "learning_curves_figure([CurvePanel('t', 'y', pd.DataFrame())], 'global step')\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -14,6 +14,7 @@ from rlpipe.core.statistics import (
     interquartile_mean,
     learning_curves,
     summarize,
+    x_values,
 )
 
 
@@ -189,6 +190,14 @@ def test_learning_curves_nan_global_step_uses_row_order() -> None:
     curves = learning_curves(data, "episode_rewards", n_points=3)
     np.testing.assert_allclose(curves["x"], [0.0, 1.0, 2.0, 0.0, 1.0, 2.0])
     np.testing.assert_allclose(curves["value"], [0.0, 1.0, 2.0, 10.0, 20.0, 30.0])
+
+
+def test_x_values_are_the_xtag_or_the_logging_order_within_each_run() -> None:
+    rows = pd.DataFrame({"name": ["a", "a", "b", "a", "b"], "n_simu": [0, 0, 0, 1, 0], "instance": [0, 0, 1, 0, 1],
+                         "global_step": [np.nan] * 5, "dw_time_elapsed": [0.5, np.nan, 1.5, 2.0, 3.0]})
+    assert x_values(rows, "global_step").tolist() == [0.0, 1.0, 0.0, 2.0, 1.0]  # per instance, by default
+    assert x_values(rows, "global_step", by=["name", "n_simu"]).tolist() == [0.0, 1.0, 0.0, 0.0, 1.0]
+    np.testing.assert_array_equal(x_values(rows, "dw_time_elapsed"), [0.5, np.nan, 1.5, 2.0, 3.0])  # some have one
 
 
 def test_learning_curves_other_xtag() -> None:

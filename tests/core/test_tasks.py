@@ -7,7 +7,11 @@ change reruns" table as a property of task JSON; tests/pipeline proves with Snak
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -16,7 +20,8 @@ import pytest
 from rlpipe.core import tasks
 from rlpipe.core.tasks import AggregateTask, EvalTask, FitTask, RunSettings
 from rlpipe.runtime.seeding import Stream, experiment_stream, seed_record
-from rlpipe.spec.experiment import validate_study
+from rlpipe.spec.experiment import experiment_spec, validate_study
+from rlpipe.spec.schema import experiment_schema
 
 BASE = {
     "seed": 5,
@@ -148,10 +153,28 @@ def test_json_is_canonical():
     assert keys == sorted(keys)
 
 
+HASHES_IN_A_SUBPROCESS = """
+import json, sys
+from rlpipe.core import tasks
+from rlpipe.spec.experiment import validate_study
+s = validate_study(json.loads(sys.argv[1]))
+ql = s.experiment("ql")
+print(json.dumps([tasks.fit_task(ql, s.root, 0).task_hash(), tasks.eval_task(ql, s.root, 2).task_hash(),
+                  tasks.aggregate_task(ql, s.root, s.report).task_hash()]))
+"""
+
+
 def test_task_hash_is_stable_across_processes():
-    # sha256 of canonical JSON: no salted hash(); the same study gives the same hash in every run
-    assert fit_task(study(), "ql", 0).task_hash() == fit_task(study(), "ql", 0).task_hash()
-    assert len(fit_task(study(), "ql", 0).task_hash()) == 16
+    """sha256 of canonical JSON: no salted hash(), so another interpreter (another PYTHONHASHSEED) gives the same
+    hashes; the resume key of a fit and Snakemake's params depend on it."""
+    hash_seed = "2" if os.environ.get("PYTHONHASHSEED") == "1" else "1"  # never this process's salt
+    s = study()
+    ours = [fit_task(s, "ql", 0).task_hash(), eval_task(s, "ql", 2).task_hash(), aggregate_task(s, "ql").task_hash()]
+    assert all(len(h) == 16 for h in ours) and len(set(ours)) == 3
+    result = subprocess.run([sys.executable, "-c", HASHES_IN_A_SUBPROCESS, json.dumps(BASE)], capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ours
 
 
 # ---------------------------------------------------------------------------------------------- hashes
@@ -316,11 +339,47 @@ def test_rerun_table(changed, reruns):
     assert rerun(study(), study(**changed)) == reruns
 
 
+def other_experiment_hashes(s) -> dict[str, str]:
+    """The hash of every job of the other experiment, ``vi``."""
+    vi = s.experiment("vi")
+    return {"fit0": tasks.fit_task(vi, s.root, 0).task_hash(), "eval0": tasks.eval_task(vi, s.root, 0).task_hash(),
+            "aggregate": tasks.aggregate_task(vi, s.root, s.report).task_hash()}
+
+
 def test_rerun_table_seed_and_report():
-    assert rerun(study(), study(seed=6)) == ALL
+    """``seed`` reruns everything, ``report`` re-aggregates every experiment: ``vi`` too, though only ``ql`` is
+    compared here by :func:`rerun`."""
+    reseeded = study(seed=6)
+    assert rerun(study(), reseeded) == ALL
+    old, new = other_experiment_hashes(study()), other_experiment_hashes(reseeded)
+    assert all(old[job] != new[job] for job in old), (old, new)
     cfg = copy.deepcopy(BASE)
     cfg["report"] = {"confidence": 0.9}
-    assert rerun(study(), validate_study(cfg)) == {"aggregate"}
+    reported = validate_study(cfg)
+    assert rerun(study(), reported) == {"aggregate"}
+    old, new = other_experiment_hashes(study()), other_experiment_hashes(reported)
+    assert (old["fit0"], old["eval0"]) == (new["fit0"], new["eval0"]) and old["aggregate"] != new["aggregate"]
+
+
+@pytest.mark.parametrize("before, after", [
+    pytest.param(None, {}, id="section-added"),
+    pytest.param({}, {"n_trials": 64, "timeout": 30, "n_optuna_workers": 4, "storage": "sqlite:///study.db"},
+                 id="extent"),
+    pytest.param({}, {"n_fit": 5, "sampler_method": "random", "pruner_method": "median", "fit_fraction": 0.5,
+                      "search_space": {"learning_rate": {"type": "float", "low": 0.1, "high": 0.9}}}, id="settings"),
+])
+def test_rerun_table_optimize(before, after):
+    """Only the optimize target reruns: no fit, evaluation or aggregate of the experiment (nor of the other) depends on
+    its ``optimize`` section (``optimize.n_fit`` is not ``n_fit``). ``compare`` has no task of its own: its only
+    inputs are the summaries (workflow/rules/compare.smk), so it reruns exactly when an aggregate does."""
+    first = study() if before is None else study(optimize=before)
+    second = study(optimize=after)
+    assert rerun(first, second) == set()
+    assert other_experiment_hashes(first) == other_experiment_hashes(second)
+    assert tasks.run_settings(first.experiment("ql")) == tasks.run_settings(second.experiment("ql"))
+    if before is not None:  # the change did reach the optimize target's task
+        assert tasks.optimize_task(first.experiment("ql"), first.root).record() != \
+            tasks.optimize_task(second.experiment("ql"), second.root).record()
 
 
 def test_rerun_table_n_checkpoints_of_an_agent_whose_fit_is_not_additive():
@@ -338,3 +397,37 @@ def test_run_settings_are_json_and_never_recorded_by_snakemake():
     run = tasks.run_settings(study(n_checkpoints=4, writer={"print_log": False}).experiment("ql"))
     assert RunSettings.from_json(str(run)) == run
     assert not isinstance(run, (int, float, bool, str, list, tuple, dict, set))  # Snakemake records only these
+
+
+# ---------------------------------------------------------------------------------------------- keys of the schema
+def test_writer_keys_are_identity_or_display_and_nothing_else():
+    schema_keys = set(experiment_schema()["properties"]["writer"]["properties"])
+    identity, display = set(tasks.IDENTITY_WRITER_KEYS), set(tasks.display_writer_keys())
+    assert identity | display == schema_keys and not identity & display
+    assert identity <= {f.name for f in dataclasses.fields(FitTask)}  # what a fit keeps is part of its task
+
+
+def test_optimize_keys_define_the_study_or_its_extent_and_nothing_else():
+    schema_keys = set(experiment_schema()["properties"]["optimize"]["properties"])
+    extent, settings = set(tasks.STUDY_EXTENT_KEYS), set(tasks.study_setting_keys())
+    assert extent | settings == schema_keys and not extent & settings
+    assert settings == {"n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space"}
+
+
+# ---------------------------------------------------------------------------------------------- both drivers
+FIT_HASH = "ec1d8837f9c743a8"  # instance 1 of ENTRY, seed 5: a resume key of fits already on disk must not change
+
+
+ENTRY = {"agent": "rlpipe.agents.QLearningAgent", "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+         "fit_budget": 300, "n_fit": 3, "writer": {"maxlen": 7, "maxlen_by_tag": {"a": 2}}}
+
+
+def test_a_manager_spec_and_a_config_give_the_same_fit_task():
+    """ExperimentManager builds its spec with experiment_spec, from the caller's own dicts (left unchanged)."""
+    config = validate_study({"seed": 5, "experiments": {"ql": copy.deepcopy(ENTRY)}})
+    entry = copy.deepcopy(ENTRY)
+    manager = experiment_spec("ql", entry)
+    assert entry == ENTRY  # no default filled into the caller's env or writer
+    root = np.random.SeedSequence(5)
+    assert tasks.fit_task(manager, root, 1).record() == tasks.fit_task(config.experiment("ql"), config.root, 1).record()
+    assert tasks.fit_task(manager, root, 1).task_hash() == FIT_HASH

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlpipe.errors import RlpipeError
-from rlpipe.io.arrow import float64_array, int64_array, null_array, read_table, string_array
+from rlpipe.io.arrow import float64_array, int64_array, read_table, string_array
 
 
 def _valid(array: pa.Array) -> pa.Array:
@@ -45,14 +45,9 @@ def test_string_array_equals_pa_array_with_multibyte_text(values):
     assert array.to_pylist() == values and array.equals(pa.array(values, type=pa.string()))
 
 
-def test_null_array_has_the_type_and_length_asked():
-    array = _valid(null_array(3, pa.int64()))
-    assert array.type == pa.int64() and len(array) == 3 and array.null_count == 3
-
-
 def test_a_table_of_these_columns_round_trips_through_parquet(tmp_path):
     table = pa.Table.from_arrays(
-        [string_array(["x", "ÿ"]), int64_array([1, 2]), float64_array([0.25, 0.5]), null_array(2, pa.float64())],
+        [string_array(["x", "ÿ"]), int64_array([1, 2]), float64_array([0.25, 0.5]), pa.nulls(2, pa.float64())],
         names=["s", "i", "f", "n"])
     pq.write_table(table, tmp_path / "t.parquet")
     read = read_table(tmp_path / "t.parquet")
@@ -62,7 +57,7 @@ def test_a_table_of_these_columns_round_trips_through_parquet(tmp_path):
 
 def test_building_columns_does_not_import_pandas():
     code = ("import sys, pyarrow as pa, rlpipe.io.arrow as a\n"
-            "a.float64_array([1.0]); a.int64_array([1]); a.string_array(['x']); a.null_array(1, pa.int64())\n"
+            "a.float64_array([1.0]); a.int64_array([1]); a.string_array(['x']); pa.nulls(1, pa.int64())\n"
             "print('pandas' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

@@ -168,6 +168,25 @@ def test_what_read_checkpoint_would_refuse_is_refused_when_written(tmp_path, arr
     assert not path.exists() and _files(tmp_path) == []
 
 
+def test_numpy_values_in_meta_are_written_as_json_values(tmp_path):
+    """What a get_state returns alongside its arrays (counters, flags) is often a numpy scalar."""
+    meta = {"state": {"steps": np.int64(7), "done": np.bool_(True), "rate": np.float32(0.5), "sizes": np.arange(2)}}
+    _, read = read_checkpoint(write_checkpoint(tmp_path / "a.ckpt", {}, meta))
+    assert read["state"] == {"steps": 7, "done": True, "rate": 0.5, "sizes": [0, 1]}
+    assert type(read["state"]["steps"]) is int and type(read["state"]["done"]) is bool
+
+
+@pytest.mark.parametrize("state, where", [({"ok": 1, "visited": {1, 2}}, r"at 'state\.visited' \(set\)"),
+                                          ({"log": [1, [2, object()]]}, r"at 'state\.log\[1\]\[1\]' \(object\)"),
+                                          ({"table": {(0, 1): 2.0}}, r"at 'state\.table': key \(0, 1\) \(tuple\)")],
+                         ids=["set", "nested-object", "tuple-key"])
+def test_meta_that_json_cannot_hold_is_refused_naming_where(tmp_path, state, where):
+    path = tmp_path / "a.ckpt"
+    with pytest.raises(TypeError, match="checkpoint meta " + where + " is not JSON serializable"):
+        write_checkpoint(path, {}, {"state": state})
+    assert not path.exists() and _files(tmp_path) == []
+
+
 # ------------------------------------------------------------------------------ pickle checkpoints
 @pytest.mark.parametrize("compress, magic", [(False, PICKLE_MAGIC), (True, COMPRESSED_PICKLE_MAGIC)])
 def test_pickle_round_trip_behind_its_magic_header(tmp_path, compress, magic):

@@ -45,7 +45,14 @@ def test_lambdas_differ_by_their_code() -> None:
 def test_cyclic_objects_stop_at_the_depth_limit() -> None:
     node = Maker(1)
     node.size = node  # a cycle
-    json.dumps(json_data(node))
+    # A Maker and its attribute dict take a level each; past level 32 an object is recorded by its type alone: 17 Makers,
+    # the last one's attribute dict (level 33) only named.
+    expected = {"__object__": f"{__name__}:Maker", "state": {"__object__": "builtins:dict"}}
+    for _ in range(16):
+        expected = {"__object__": f"{__name__}:Maker", "state": {"size": expected}}
+    recorded = json_data(node)
+    assert recorded == expected
+    assert json.loads(json.dumps(recorded)) == expected and stable_hash(recorded) == stable_hash(json_data(node))
 
 
 def test_the_hash_is_the_same_in_another_process() -> None:

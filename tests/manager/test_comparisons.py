@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,10 @@ METHODS = ["tukey_hsd", "permutation"]
 
 
 class ConstantAgent(AgentWithSimplePolicy):
-    """``eval`` returns ``value`` and counts its calls."""
+    """``eval`` returns ``value`` and counts its calls, per agent and per (value, instance) over every copy."""
 
     name = "Constant"
+    eval_calls: ClassVar[Counter] = Counter()
 
     def __init__(self, env: Any, value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(env, **kwargs)
@@ -44,6 +46,7 @@ class ConstantAgent(AgentWithSimplePolicy):
 
     def eval(self, eval_horizon: int | None = None, **kwargs: Any) -> float:
         self.n_evals += 1
+        ConstantAgent.eval_calls[(self.value, self._execution_metadata)] += 1
         return self.value
 
     def get_state(self) -> dict[str, Any]:
@@ -99,6 +102,7 @@ def test_signatures_are_rlberrys():
 @pytest.mark.parametrize("method", METHODS)
 def test_clearly_different_agents_are_rejected_with_the_agents_own_scores(tmp_path, method):
     managers = [fitted(tmp_path, "A", 0.0), fitted(tmp_path, "B", 10.0)]
+    ConstantAgent.eval_calls.clear()
     table = compare_agents(managers, method=method, n_simulations=7, B=2000, seed=0)
     assert table[["Agent1 vs Agent2", "mean Agent1", "mean Agent2", "mean diff", "std diff", "decisions"]].to_dict(
         "records") == [{"Agent1 vs Agent2": "A vs B", "mean Agent1": 0.0, "mean Agent2": 10.0, "mean diff": -10.0,
@@ -108,8 +112,10 @@ def test_clearly_different_agents_are_rejected_with_the_agents_own_scores(tmp_pa
     else:
         assert list(table.columns) == ["Agent1 vs Agent2", "mean Agent1", "mean Agent2", "mean diff", "std diff",
                                        "decisions"]
-    # n_simulations evaluations per instance (rlberry 0.7.3 does 100 whatever n_simulations says)
-    assert [agent.n_evals for m in managers for agent in m.get_agent_instances()] == [7] * 8
+    # n_simulations evaluations per instance (rlberry 0.7.3 does 100 whatever n_simulations says), each of an agent
+    # loaded afresh: the manager's own agents are left as they were
+    assert ConstantAgent.eval_calls == {(value, i): 7 for value in (0.0, 10.0) for i in range(4)}
+    assert [agent.n_evals for m in managers for agent in m.get_agent_instances()] == [0] * 8
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -138,6 +144,24 @@ def test_permutation_with_the_same_seed_gives_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(first, compare_agents(paths, method="permutation", n_simulations=3, B=500, seed=3))
 
 
+def test_the_same_call_twice_gives_the_same_table(tmp_path):
+    """Scores come from agents loaded afresh and seeded from their evaluation streams: an earlier call (or an earlier
+    eval_agents) leaves nothing advanced that would change them."""
+    managers = [fitted(tmp_path, name, value, NoisyAgent, n_fit=5) for name, value in [("A", 0.0), ("B", 0.3)]]
+    first = compare_agents(managers, n_simulations=3, seed=3)
+    managers[0].eval_agents(4, verbose=False)
+    pd.testing.assert_frame_equal(first, compare_agents(managers, n_simulations=3, seed=3))
+
+
+def test_default_scores_are_the_evaluate_stages(tmp_path):
+    """An instance's default score is the mean of the first n_simulations rows of its evaluate stage."""
+    manager = fitted(tmp_path, "A", 0.0, NoisyAgent, n_fit=3)
+    manager.evaluate()  # eval_kwargs' default n_simulations rows per instance
+    rows = manager.evaluate().groupby("instance")["score"]
+    np.testing.assert_allclose(manager.instance_scores(4), rows.apply(lambda s: s.iloc[:4].mean()).to_numpy())
+    np.testing.assert_allclose(manager.instance_scores(), rows.mean().to_numpy())
+
+
 def test_dataframe_source(tmp_path):
     scores = pd.DataFrame({"agent": ["A"] * 4 + ["B"] * 4 + ["C"] * 5,
                            "mean_eval": [1.0, 2, 3, 4] + [1.5, 2.5, 3.5, 2.0] + [9.0, 8, 10, 9, 11]})
@@ -153,7 +177,6 @@ def test_dataframe_source(tmp_path):
 
 def test_paths_and_folders_give_the_same_table_as_managers(tmp_path):
     managers = [fitted(tmp_path, "A", 0.0, NoisyAgent), fitted(tmp_path, "B", 1.0, NoisyAgent)]
-    # Evaluations draw from the agents' rngs: each call below starts from the saved checkpoints.
     from_files = compare_agents([managers[0].save(), str(managers[1].save())], n_simulations=4)
     from_folders = compare_agents([m.output_dir for m in managers], n_simulations=4)
     from_managers = compare_agents(managers, n_simulations=4)
@@ -254,6 +277,20 @@ def test_adastop_is_reproducible_from_its_seed(tmp_path):
     for name in "AB":
         assert np.array_equal(again.eval_values[name], first.eval_values[name])
         assert not np.array_equal(other.eval_values[name][:3], first.eval_values[name][:3])
+
+
+def test_adastop_scores_do_not_depend_on_the_order_of_the_agents(tmp_path):
+    def scores(folder: str, order: str) -> AdastopComparator:
+        comparator = AdastopComparator(n=3, K=2, B=15, alpha=0.2, seed=5)
+        values = {"A": 0.0, "B": 0.5}
+        comparator.compare([manager_kwargs(tmp_path / folder, name, values[name], NoisyAgent) for name in order],
+                           n_evaluations=2, verbose=False)
+        return comparator
+
+    first, swapped = scores("1", "AB"), scores("2", "BA")
+    assert swapped.agent_names == ["B", "A"]
+    for name in "AB":
+        np.testing.assert_array_equal(swapped.eval_values[name], first.eval_values[name])
 
 
 def test_adastop_decides_as_adastop_on_the_same_scores(tmp_path):

@@ -945,3 +945,88 @@ def test_progressbar_style_from_default_writer_kwargs(tmp_path, capfd) -> None:
     manager.fit(300)
     err = capfd.readouterr().err
     assert "QLearning" in err and "/300" in err  # a tqdm bar whose total is the budget
+
+
+# ---------------------------------------------------------------------------------------------- second review
+def test_generate_profile_profiles_the_fit_that_fit_runs(tmp_path, capsys) -> None:
+    """Instance 0's fit as fit() runs it: thread_shared_data, the instance's writer, a falsy budget meaning fit_budget."""
+    shared: dict = {"seen": []}
+    scalars: list[tuple] = []
+
+    class Recorder:
+        def add_scalar(self, tag, value, global_step=None) -> None:
+            scalars.append((tag, value, global_step))
+
+    manager = make(tmp_path, agent_class=ProbeAgent, n_fit=2, fit_budget=40, thread_shared_data=shared)
+    manager.set_writer(0, Recorder)
+    path = manager.generate_profile(budget=0)
+    capsys.readouterr()
+    assert path.is_file() and shared["seen"] == [0]  # the caller's dict reached the agent
+    assert scalars and {tag for tag, _, _ in scalars} >= {"episode_rewards"}  # the instance's writer was set
+    profiled = ProbeAgent.load(manager.output_dir / "profile" / "agent.ckpt", env=SLIPPERY)
+    assert profiled.fit_calls == [[40, {}]] and profiled.total_env_steps == 40  # budget 0 is fit_budget, as in fit()
+    assert not (manager.output_dir / "instances").exists()
+    manager.generate_profile(budget=10)  # a profile starts from scratch, never from an earlier one
+    assert ProbeAgent.load(manager.output_dir / "profile" / "agent.ckpt", env=SLIPPERY).fit_calls == [[10, {}]]
+
+
+def test_aggregate_checks_its_arguments_as_a_config_before_writing(tmp_path) -> None:
+    manager = make(tmp_path, n_fit=2, fit_budget=50)
+    manager.fit()
+    manager.evaluate()
+    with pytest.raises(ConfigError) as error:
+        manager.aggregate(learning_curve={"smoothing_windw": 5}, report={"bootstrap_sample": 500})
+    assert "learning_curve: unknown key 'smoothing_windw' (did you mean 'smoothing_window'?)" in str(error.value)
+    assert "report: unknown key 'bootstrap_sample' (did you mean 'bootstrap_samples'?)" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        manager.aggregate(learning_curve={"smoothing_window": 0, "xtag": "time"}, report={"confidence": 95})
+    lines = str(error.value)
+    assert "learning_curve.smoothing_window: 0 is less than the minimum of 1" in lines
+    assert "learning_curve.xtag:" in lines and "report.confidence: 95" in lines
+    with pytest.raises(ConfigError, match="learning_curve: 'episode_rewards' is not of type 'object'"):
+        manager.aggregate(learning_curve="episode_rewards")
+    assert not manager.paths.summary.exists() and not manager.paths.writer_data.exists()  # nothing was written
+    summary = manager.aggregate(learning_curve={"smoothing_window": 3}, report={"bootstrap_samples": 200})
+    assert summary["n_fit"] == 2 and manager.paths.summary.is_file()
+
+
+def test_save_and_load_keep_the_spec(tmp_path) -> None:
+    manager = make(tmp_path, train_env=LAKE)  # no eval_env: the spec says "evaluate on train_env"
+    loaded = ExperimentManager.load(manager.save())
+    assert loaded.spec.eval_env is None and loaded.spec == manager.spec
+    assert loaded.to_config() == manager.to_config()
+    assert loaded.train_env == manager.train_env == LAKE and loaded._eval_env == LAKE
+    other = make(tmp_path, train_env=LAKE, eval_env=SLIPPERY)
+    assert ExperimentManager.load(other.save()).to_config() == other.to_config()
+
+
+def test_an_explicit_n_checkpoints_checkpoints_an_additive_fit(tmp_path) -> None:
+    manager = make(tmp_path, n_fit=1, fit_budget=100, n_checkpoints=5)
+    manager.fit()
+    assert fit_record(manager, 0)["chunks"] == [20] * 5
+    unset = make(tmp_path, n_fit=1, fit_budget=100)  # the manager's default: one call per fit()
+    unset.fit()
+    assert fit_record(unset, 0)["chunks"] == [100]
+    assert_same_instances(manager, unset)  # Q-learning's fit is additive: the chunks change no number
+
+
+def test_cleared_instances_are_not_fitted_for_any_reader(tmp_path) -> None:
+    manager = make(tmp_path, n_fit=2, fit_budget=50)
+    manager.fit()
+    assert manager.get_writer_data() is not None and not any(h.is_empty() for h in manager.agent_handlers)
+    manager.clear_handlers()
+    assert all(h.is_empty() for h in manager.agent_handlers)
+    assert manager.get_writer_data() is None  # as before any fit: no old rows read as this manager's
+    with pytest.raises(RuntimeError, match="not fitted"):
+        manager.instance_scores()
+
+
+def test_an_instance_without_fit_record_is_fitted_from_scratch(tmp_path) -> None:
+    """A checkpoint without its fit record (a fit killed between the two renames) is not an instance to continue."""
+    manager = make(tmp_path, n_fit=1, fit_budget=50)
+    manager.fit()
+    manager.paths.instance(0).fit_record.unlink()
+    assert manager.agent_handlers[0].is_empty() and manager.get_writer_data() is None
+    manager.fit()
+    assert fit_record(manager, 0)["fit_calls"] == [50]
+    assert manager.get_agent_instances()[0].total_env_steps == 50

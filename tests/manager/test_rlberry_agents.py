@@ -8,6 +8,7 @@ need no budget, or have no environment.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 
 import numpy as np
@@ -21,6 +22,7 @@ from rlpipe.core import tasks
 from rlpipe.core.evaluation import score_agent
 from rlpipe.errors import CheckpointError
 from rlpipe.manager.experiment_manager import RLBERRY_API_VERSION
+from rlpipe.runtime.seeding import global_rng_state, unseeded_draws
 
 from rlberry_style_agents import (
     EnvlessAgent,
@@ -28,8 +30,10 @@ from rlberry_style_agents import (
     GridEnv,
     HorizonOnlyEvalAgent,
     NoBudgetAgent,
+    OneStepQAgent,
     OpenFileAgent,
     OwnTagsAgent,
+    PythonRandomAgent,
     SelfSteppingQAgent,
     StrictEvalAgent,
     make_lake,
@@ -155,6 +159,44 @@ def test_partial_fit_is_additive_through_the_manager(tmp_path) -> None:
     assert [handler.total_budget for handler in m.agent_handlers] == [30, 30, 30]
     rows = read_writer_data(m).query("instance == 0 and tag == 'episode_rewards'")
     assert len(rows) == 30  # the second fit's rows were appended, not lost
+
+
+def test_an_additive_agent_sampling_its_spaces_continues_exactly_after_a_checkpoint(tmp_path) -> None:
+    """fit(a); save; load; fit(b) == fit(a + b) for an agent that explores with ``self.env.action_space.sample()``
+    and whose env draws its start states: the checkpoint keeps the env's and the spaces' generators."""
+    whole = OneStepQAgent(TAXI, seeder=3)
+    whole.fit(300)
+    part = OneStepQAgent(TAXI, seeder=3)
+    part.fit(100)
+    resumed = OneStepQAgent.load(part.save(tmp_path / "agent.ckpt"), env=TAXI, seeder=3)
+    for env, saved in ((resumed.env, part.env), (resumed.eval_env, part.eval_env)):
+        assert env.unwrapped.np_random.bit_generator.state == saved.unwrapped.np_random.bit_generator.state
+        assert env.action_space.np_random.bit_generator.state == saved.action_space.np_random.bit_generator.state
+        assert (env.observation_space.np_random.bit_generator.state
+                == saved.observation_space.np_random.bit_generator.state)
+    resumed.fit(200)
+    np.testing.assert_array_equal(resumed.counts, whole.counts)
+    np.testing.assert_array_equal(resumed.totals, whole.totals)
+    assert resumed.rng.bit_generator.state == whole.rng.bit_generator.state
+    assert resumed.policy(7) == whole.policy(7) and resumed.eval_env.action_space.sample() == whole.eval_env.action_space.sample()
+
+    # the same through a manager, whose second fit continues from the checkpoint on disk
+    twice, once = manager(tmp_path / "twice", agent=OneStepQAgent, n_fit=2), manager(tmp_path / "once", agent=OneStepQAgent, n_fit=2)
+    twice.fit(100)
+    twice.fit(200)
+    once.fit(300)
+    for a, b in zip(twice.get_agent_instances(), once.get_agent_instances()):
+        np.testing.assert_array_equal(a.counts, b.counts)
+        np.testing.assert_array_equal(a.totals, b.totals)
+
+
+def test_the_summary_gives_the_budget_the_instances_were_fitted_for(tmp_path) -> None:
+    m = manager(tmp_path, fit_budget=100, n_fit=2, eval_kwargs={"n_simulations": 2, "eval_horizon": 20})
+    m.fit()
+    m.fit(300)  # rlberry: 300 more
+    m.evaluate()
+    summary = m.aggregate()
+    assert summary["fit_budget"] == 400 and summary["fit_budget_per_instance"] == {"0": 400, "1": 400}
 
 
 def test_a_non_additive_agent_is_fitted_in_one_call_unless_asked(tmp_path) -> None:
@@ -344,6 +386,20 @@ def test_draws_from_the_global_generators_are_reported(tmp_path, caplog) -> None
     clean = manager(tmp_path / "c", fit_budget=5, n_fit=1)
     clean.fit()
     assert '"unseeded_draws": false' in clean.paths.instance(0).fit_record.read_text()
+
+
+def test_draws_from_pythons_random_module_are_reported(tmp_path, caplog) -> None:
+    """Python's ``random`` is a global generator too: an agent drawing ``random.randint`` is reported as one drawing
+    ``np.random`` is, and the fingerprint names Python's generator, not numpy's."""
+    noisy = manager(tmp_path, agent=PythonRandomAgent, train_env=LAKE, fit_budget=5, n_fit=1)
+    before = global_rng_state()
+    with caplog.at_level(logging.WARNING, logger="rlpipe"):
+        noisy.fit()
+    drawn = unseeded_draws(before, global_rng_state())
+    assert "PythonRandomAgent drew from numpy's or Python's global random generator" in caplog.text
+    record = json.loads(noisy.paths.instance(0).fit_record.read_text())
+    assert record["unseeded_draws"] in (True, ["random"])  # a flag, or the generators' names
+    assert drawn == ["random"]
 
 
 def test_an_agent_that_cannot_be_pickled_is_named_with_its_attribute(tmp_path, monkeypatch) -> None:

@@ -16,18 +16,19 @@ import pytest
 
 import rlpipe
 from rlpipe.agents import QLearningAgent
+from rlpipe.core import tasks
 from rlpipe.core.evaluation import evaluate_instance
 from rlpipe.core.fitting import fit_instance
 from rlpipe.errors import CheckpointError
 from rlpipe.io.paths import ExperimentPaths
 from rlpipe.manager import storage
-from rlpipe.manager.storage import OBJECTS_FILE, decode, encode, pipeline_record, read_manager_file
+from rlpipe.manager.experiment_manager import ExperimentManager
+from rlpipe.manager.storage import MANAGER_FILE, OBJECTS_FILE, decode, encode, pipeline_record, read_manager_file
 
 from helpers_agents import PeakAgent
+from rlberry_style_agents import NoBudgetAgent
 from stage_helpers import make_study
 from study_tasks import eval_task, fit_task, run_settings
-
-MANAGER_FILE = "manager.json"
 
 
 def through_json(value: Any, folder: Path, allow_pickle: bool = False) -> Any:
@@ -183,9 +184,9 @@ def write_manager(folder: Path, record: dict[str, Any]) -> Path:
 def test_read_manager_file_from_the_file_or_its_folder(tmp_path):
     record = {"format": "rlpipe-manager/1", "parameters": {"n_fit": 2, "init_kwargs": encode({"k": (1, 2)}, tmp_path)}}
     path = write_manager(tmp_path / "m", record)
-    assert read_manager_file(path, MANAGER_FILE) == (record, tmp_path / "m")
-    assert read_manager_file(tmp_path / "m", MANAGER_FILE) == (record, tmp_path / "m")
-    loaded, folder = read_manager_file(path, MANAGER_FILE)
+    assert read_manager_file(path) == (record, tmp_path / "m")
+    assert read_manager_file(tmp_path / "m") == (record, tmp_path / "m")
+    loaded, folder = read_manager_file(path)
     assert decode(loaded["parameters"], folder, allow_pickle=False) == {"n_fit": 2, "init_kwargs": {"k": (1, 2)}}
 
 
@@ -195,7 +196,7 @@ def test_read_manager_file_of_something_else(tmp_path, make):
     if make == "other_file":
         target.write_text("hello")
     with pytest.raises(FileNotFoundError) as error:
-        read_manager_file(target, MANAGER_FILE)
+        read_manager_file(target)
     assert str(error.value) == (f"{target} is neither a {MANAGER_FILE}, a folder holding one, "
                                 "nor a pipeline experiment folder")
 
@@ -203,7 +204,7 @@ def test_read_manager_file_of_something_else(tmp_path, make):
 def test_a_corrupt_manager_file(tmp_path):
     (tmp_path / MANAGER_FILE).write_text('{"parameters": {')
     with pytest.raises(json.JSONDecodeError):
-        read_manager_file(tmp_path, MANAGER_FILE)
+        read_manager_file(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------- pipeline folders
@@ -260,7 +261,7 @@ def test_pipeline_record_of_a_fitted_and_evaluated_experiment(pipeline_folder):
         },
     }
     assert run["writer"]["print_log"] is False
-    assert read_manager_file(folder, MANAGER_FILE) == (record, folder)  # a folder without a manager file
+    assert read_manager_file(folder) == (record, folder)  # a folder without a manager file
 
 
 def test_pipeline_record_of_instances_with_their_own_init_kwargs(pipeline_folder, tmp_path):
@@ -277,7 +278,7 @@ def test_pipeline_record_of_a_folder_missing_an_instance(pipeline_folder, tmp_pa
     with pytest.raises(FileNotFoundError, match=r"lacks the fit records of some instances: \[1\]"):
         pipeline_record(folder)
     with pytest.raises(FileNotFoundError, match=r"lacks the fit records of some instances: \[1\]"):
-        read_manager_file(folder, MANAGER_FILE)
+        read_manager_file(folder)
 
 
 def test_pipeline_record_before_the_evaluation(pipeline_folder, tmp_path):
@@ -292,4 +293,38 @@ def test_pipeline_record_before_the_evaluation(pipeline_folder, tmp_path):
 def test_a_manager_file_is_preferred_to_the_fit_records(pipeline_folder, tmp_path):
     folder = copy_of(pipeline_folder[1], tmp_path)
     write_manager(folder, {"unique_id": "saved"})
-    assert read_manager_file(folder, MANAGER_FILE) == ({"unique_id": "saved"}, folder)
+    assert read_manager_file(folder) == ({"unique_id": "saved"}, folder)
+
+
+def test_pipeline_record_keeps_the_configured_budget_of_an_agent_that_needs_none(pipeline_folder, tmp_path):
+    """fit_budget=-1 (rlberry's "no budget") is what the task was built from; the fitted sum (0) would be another task."""
+    folder = copy_of(pipeline_folder[1], tmp_path)
+    def no_budget(record: dict[str, Any]) -> None:
+        record["task"]["fit_budget"] = -1
+        record.update(fit_budget=0, fit_calls=[-1])  # what a fit of budget -1 records: 0 fitted
+
+    for instance in (0, 1):
+        edit_fit_record(folder, instance, no_budget)
+    assert pipeline_record(folder)["parameters"]["fit_budget"] == -1
+
+
+def test_a_loaded_pipeline_folder_of_a_no_budget_agent_builds_the_same_fit_task(tmp_path):
+    manager = ExperimentManager(NoBudgetAgent, "FrozenLake-v1", fit_budget=-1, n_fit=1, seed=1, output_dir=tmp_path,
+                                default_writer_kwargs={"print_log": False})
+    manager.fit()
+    (manager.output_dir / MANAGER_FILE).unlink()  # read as a pipeline folder, from its fit records
+    loaded = ExperimentManager.load(manager.output_dir, allow_pickle=True)
+    assert loaded.fit_budget == -1
+    assert (tasks.fit_task(loaded.spec, loaded.seeder.seed_seq, 0).task_hash()
+            == tasks.fit_task(manager.spec, manager.seeder.seed_seq, 0).task_hash())
+
+
+def test_is_manager_folder_and_fitted_instances(pipeline_folder, tmp_path):
+    folder = copy_of(pipeline_folder[1], tmp_path)
+    paths = ExperimentPaths(folder)
+    assert storage.is_manager_folder(folder) and not storage.is_manager_folder(tmp_path)
+    write_manager(tmp_path / "m", {})
+    assert storage.is_manager_folder(tmp_path / "m")
+    assert storage.fitted_instances(paths, 3) == [0, 1]
+    paths.instance(0).fit_record.unlink()  # the writer data and the checkpoint stay: the fit record says "fitted"
+    assert storage.fitted_instances(paths, 2) == [1] and not storage.is_fitted(paths.instance(0))

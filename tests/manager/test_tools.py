@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import math
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from matplotlib.figure import Figure
 
 from rlpipe.agents import QLearningAgent, RandomAgent
 from rlpipe.core import curves
+from rlpipe.errors import ConfigError
 from rlpipe.manager import tools as manager_tools
 from rlpipe.manager.experiment_manager import ExperimentManager
 from rlpipe.manager.tools import (
@@ -214,6 +216,34 @@ def test_read_writer_data_from_a_pipeline_results_folder(pipeline_results) -> No
     pd.testing.assert_frame_equal(data, read_writer_data(pipeline_results / "lake"))
     loaded = ExperimentManager.load(pipeline_results / "lake")
     assert evaluate_agents([loaded], n_simulations=2, plot=False, show=False).shape == (2, 1)
+
+
+def test_read_writer_data_from_a_path_needs_no_pickle_and_no_agent_package(tmp_path, pipeline_results) -> None:
+    """A path is read from its files: a manager whose parameters are pickled (a lambda env) needs no allow_pickle,
+    and a pipeline folder needs no import of its agent class."""
+    import gymnasium
+
+    manager = make_manager(tmp_path / "lambda", n_fit=2, fit_budget=100, agent_name="lambda_env",
+                           train_env=(lambda: gymnasium.make("FrozenLake-v1", is_slippery=False), {}))
+    manager.fit()
+    assert (manager.output_dir / "manager_objects.pkl").is_file()
+    pd.testing.assert_frame_equal(read_writer_data(manager.output_dir), read_writer_data(manager))
+    assert plot_writer_data(manager.output_dir, TAG, smooth=True, show=False) is not None
+
+    folder = Path(shutil.copytree(pipeline_results / "lake", tmp_path / "results" / "lake"))
+    for record_path in folder.glob("instances/*/fit.json"):
+        record = json.loads(record_path.read_text())
+        record["task"]["agent"] = "not_installed_package.agents:GoneAgent"
+        record_path.write_text(json.dumps(record))
+    pd.testing.assert_frame_equal(read_writer_data(folder), read_writer_data(pipeline_results / "lake"))
+    assert read_writer_data(folder, id_agent=1)["instance"].unique().tolist() == [1]
+
+
+def test_read_writer_data_skips_cleared_instances(tmp_path) -> None:
+    manager = make_manager(tmp_path, n_fit=2, fit_budget=100)
+    manager.fit()
+    manager.clear_handlers()
+    assert read_writer_data(manager).empty and read_writer_data(manager.output_dir).empty
 
 
 def test_read_writer_data_filters_tags(study) -> None:
@@ -511,9 +541,9 @@ def test_multiple_managers_fits_all_and_keeps_the_appended_order(tmp_path, paral
 
 
 def test_multiple_managers_rejects_bad_arguments() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="parallelization must be one of"):  # a ValueError, as the manager's
         MultipleManagers(parallelization="cluster")
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="mp_context must be one of"):
         MultipleManagers(mp_context="threads")
     with pytest.raises(TypeError):
         MultipleManagers().append("not a manager")

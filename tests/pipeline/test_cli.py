@@ -60,17 +60,41 @@ def test_validate_good_file(tmp_path, capsys):
     assert captured.err == ""
 
 
+def test_validate_the_shipped_default_config(capsys):
+    """config/config.yaml, as the README tells users to check it: `rlpipe validate config/config.yaml` exits 0."""
+    path = REPO / "config" / "config.yaml"
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    captured = capsys.readouterr()
+    names = list(yaml.safe_load(path.read_text())["experiments"])
+    assert captured.out.strip() == f"{path}: valid ({len(names)} experiments: {', '.join(names)})" and captured.err == ""
+
+
 def test_validate_bad_file(tmp_path, capsys):
     bad = json.loads(json.dumps(GOOD))
     bad["experiments"]["ql"]["n_fit"] = 0
     bad["experiments"]["rand"]["agent"] = "rlpipe.agents.Nope"
-    assert main(["validate", str(write_config(tmp_path, bad))]) == 1
+    path = write_config(tmp_path, bad)
+    assert main(["validate", str(path)]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "experiments.ql.n_fit: 0 is less than the minimum of 1" in captured.err
     assert "experiments.rand.agent: cannot import 'rlpipe.agents.Nope'" in captured.err
-    assert captured.err.startswith("rlpipe validate: ")
+    assert captured.err.startswith(f"rlpipe validate: invalid config ({path}):\n  - ")
     assert "Traceback" not in captured.err
+
+
+def test_validate_reports_the_sampler_keywords_with_every_other_problem(tmp_path, capsys):
+    bad = json.loads(json.dumps(GOOD))
+    bad["experiments"]["ql"]["optimize"] = {"sampler_kwargs": {"n_startup_trial": 5},
+                                            "search_space": {"gamma": {"type": "float", "low": 0.5, "high": 0.9}}}
+    bad["experiments"]["rand"]["n_fit"] = 0
+    path = write_config(tmp_path, bad)
+    assert main(["validate", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"rlpipe validate: invalid config ({path}):",
+        "  - experiments.rand.n_fit: 0 is less than the minimum of 1",
+        "  - experiments.ql.optimize.sampler_kwargs: TPESampler does not accept 'n_startup_trial' "
+        "(did you mean 'n_startup_trials'?)"]
 
 
 def test_validate_malformed_yaml(tmp_path, capsys):

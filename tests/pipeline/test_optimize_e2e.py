@@ -319,6 +319,35 @@ def test_write_back_goes_to_the_config_file_in_use(tmp_path: Path) -> None:
     assert len(backups(studies, "other")) == 1
 
 
+def test_write_back_with_layered_config_files_validates_them_merged(tmp_path: Path) -> None:
+    """`--configfile base.yaml over.yaml`, over.yaml only changing peak's fit_budget: the best init_kwargs go into
+    over.yaml (the last file defining peak), which is valid merged over base.yaml though not on its own."""
+    base = peak_experiment("peak")
+    (tmp_path / "base.yaml").write_text(base)
+    over = "experiments:\n  peak:\n    fit_budget: 50   # a shorter fit than the base's\n"
+    (tmp_path / "over.yaml").write_text(over)
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "2", "optimize",
+               "--configfile", "base.yaml", "over.yaml"]
+    result = ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                               env=env_with_tests_on_pythonpath()))
+    best = yaml.safe_load((optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    assert yaml.safe_load((tmp_path / "over.yaml").read_text()) == {"experiments": {"peak": {"fit_budget": 50,
+                                                                                               "init_kwargs": best}}}
+    assert (tmp_path / "base.yaml").read_text() == base and backups(tmp_path, "base") == []
+    assert [p.read_text() for p in backups(tmp_path, "over")] == [over]
+    assert f"into {tmp_path / 'over.yaml'}" in output(result)
+
+
+def test_a_write_back_that_cannot_succeed_stops_the_run_before_any_trial(tmp_path: Path) -> None:
+    """The config in use is valid only with a --config value; the files alone, which the write-back validates, are not."""
+    (tmp_path / "config.yaml").write_text(peak_experiment("peak").replace("seed: 3\n", "seed: -3\n"))
+    result = run_snakemake(tmp_path, None, "optimize", "--config", "seed=3")
+    assert result.returncode != 0
+    assert "the tuned init_kwargs of 'peak' would be written into" in result.stderr
+    assert "  - seed: -3 is less than the minimum of 0" in result.stderr
+    assert "No job was run" in result.stderr and not (tmp_path / "results").exists()
+
+
 def test_per_experiment_target_tunes_only_that_experiment(tmp_path: Path) -> None:
     peak_b = peak_experiment("peak_b").split("experiments:\n", 1)[1]
     text = peak_experiment("peak_a") + peak_b

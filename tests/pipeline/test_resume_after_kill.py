@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rlpipe.core.evaluation import evaluate_instance
 from rlpipe.io.paths import InstancePaths
 from rlpipe.spec.experiment import validate_study
 
 from snakemake_runner import RLPIPE, SNAKEFILE, ok, run_snakemake
-from study_tasks import fit_task, run_settings
+from study_tasks import eval_task, fit_task, run_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,18 @@ def outputs(folder: Path) -> tuple[dict[str, np.ndarray], pd.DataFrame, dict]:
     return arrays, writer, meta
 
 
+def evaluation(folder: Path) -> pd.DataFrame:
+    """The instance's evaluation table: the one the workflow wrote, else one made here as the evaluate stage makes it
+    (the table has no wall-clock column: it is compared whole)."""
+    paths = InstancePaths(folder)
+    if not paths.evaluation.is_file():
+        study = validate_study(CONFIG)
+        evaluate_instance(eval_task(study, "pg", 0), paths.checkpoint, paths.evaluation, run_settings(study, "pg"))
+    return pd.read_parquet(paths.evaluation)
+
+
 def assert_same_outputs(ours: Path, reference: Path) -> None:
+    """The same checkpoint, writer data and, as the README promises, the same evaluation."""
     arrays, writer, meta = outputs(ours)
     ref_arrays, ref_writer, ref_meta = outputs(reference)
     assert arrays.keys() == ref_arrays.keys()
@@ -75,6 +87,7 @@ def assert_same_outputs(ours: Path, reference: Path) -> None:
         np.testing.assert_array_equal(arrays[name], ref_arrays[name], err_msg=name)
     assert meta == ref_meta
     pd.testing.assert_frame_equal(writer, ref_writer)
+    pd.testing.assert_frame_equal(evaluation(ours), evaluation(reference))
 
 
 @pytest.fixture(scope="module")

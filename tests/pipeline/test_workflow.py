@@ -68,6 +68,14 @@ BAD_CONFIGS = [  # (where, value, what the message must say)
     ((*QL, "eval_kwargs"), {"gamma": 1.5}, "experiments.ql.eval_kwargs.gamma: 1.5 is greater than the maximum of 1"),
     ((*QL, "writer"), {"style_log": "fancy"}, "experiments.ql.writer.style_log: 'fancy' is not one of"),
     ((*QL, "learning_curve"), {"xtag": "time"}, "experiments.ql.learning_curve.xtag: 'time' is not one of"),
+    # YAML 1.1 reads 1e-3 as a string: wherever it is, one line with the spelling to use
+    ((*QL, "fit_budget"), "1e4", "experiments.ql.fit_budget: '1e4' was read as a string (write 10000 for an integer;"),
+    ((*QL, "train_env"), {"id": "FrozenLake-v1", "kwargs": {"max_episode_steps": "1e3"}},
+     "experiments.ql.train_env.kwargs.max_episode_steps: '1e3' was read as a string"),
+    ((*QL, "eval_kwargs"), {"gamma": "1e-3"}, "experiments.ql.eval_kwargs.gamma: '1e-3' was read as a string"),
+    ((*QL, "fit_kwargs"), {"budget_scale": "5e-1"}, "experiments.ql.fit_kwargs.budget_scale: '5e-1' was read as a string"),
+    # a suggestion names a key the experiment may set, never one rlpipe sets itself
+    ((*QL, "init_kwargs"), {"seed": 3}, "experiments.ql.init_kwargs: QLearningAgent does not accept 'seed' (allowed: "),
 ]
 
 
@@ -93,12 +101,17 @@ def manager_arguments(entry: dict) -> dict:
 def test_bad_config_gets_the_same_message_from_every_driver(tmp_path: Path, capsys, path, value, message) -> None:
     config = _broken(path, value)
     printed = snakefile_message(config)
-    assert message in printed and "No job was run; nothing under results/ was changed." in printed
-    problems = [line.removeprefix("  - ") for line in printed.splitlines()[1:-1]]
+    header, *lines, footer = printed.splitlines()
+    assert header == "rlpipe: invalid config (config.yaml):" and footer == "No job was run; nothing under results/ was changed."
+    assert all(line.startswith("  - ") for line in lines) and message in printed
+    problems = [line.removeprefix("  - ") for line in lines]
+    assert not any(name in printed for name in ("'seeder'", " seeder,", "_execution_metadata"))  # never suggested
     file = tmp_path / "config.yaml"
     file.write_text(yaml.safe_dump(config, sort_keys=False))
     assert main(["validate", str(file)]) == 1
-    assert message in capsys.readouterr().err
+    validated = capsys.readouterr().err.splitlines()
+    assert validated[0] == f"rlpipe validate: invalid config ({file}):"
+    assert [line.removeprefix("  - ") for line in validated[1:]] == problems
     experiment = path[1] if len(path) > 2 and path[0] == "experiments" else None
     prefix = f"experiments.{experiment}."
     expected = [line.removeprefix(prefix) for line in problems if line.startswith(prefix)
@@ -107,7 +120,9 @@ def test_bad_config_gets_the_same_message_from_every_driver(tmp_path: Path, caps
         with pytest.raises(ConfigError) as raised:
             ExperimentManager(**manager_arguments(config["experiments"][experiment]), agent_name=experiment,
                               output_dir=tmp_path)
-        assert [line.removeprefix("  - ") for line in str(raised.value).splitlines()[1:]] == expected
+        header, *lines = str(raised.value).splitlines()
+        assert header == f"invalid ExperimentManager arguments (experiment '{experiment}'):"
+        assert [line.removeprefix("  - ") for line in lines] == expected
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -146,3 +161,43 @@ def test_the_shell_prefix_runs_the_installed_command() -> None:
     prefix = workflow.shell_prefix(Workflow())
     assert prefix.startswith("set -euo pipefail; export PYTHONPATH='/the workflow'")
     assert "export PATH=" in prefix and 'rlpipe() {{ python -m rlpipe "$@"; }}' in prefix
+
+
+def tuned_tiny(**optimize: object) -> dict:
+    config = copy.deepcopy(TINY)
+    config["experiments"]["ql"]["optimize"] = {"search_space": {"learning_rate": {"type": "float", "low": 0.1, "high": 0.5}},
+                                               **optimize}
+    return config
+
+
+def test_optimize_jobs_are_planned_only_after_the_checks_that_import_optuna() -> None:
+    study = validate_study(tuned_tiny(sampler_kwargs={"n_startup_trial": 5}))  # a plain run leaves them alone
+    with pytest.raises(SystemExit) as exited:
+        workflow.optimize_outputs(study, ["config.yaml"])
+    assert str(exited.value.code) == (
+        "rlpipe: invalid config (config.yaml):\n"
+        "  - experiments.ql.optimize.sampler_kwargs: TPESampler does not accept 'n_startup_trial' "
+        "(did you mean 'n_startup_trials'?)\n"
+        "No job was run; nothing under results/ was changed.")
+
+
+def test_the_write_back_of_layered_config_files_is_checked_when_optimize_jobs_are_planned(tmp_path: Path) -> None:
+    base, over = tmp_path / "base.yaml", tmp_path / "over.yaml"
+    base.write_text(yaml.safe_dump(tuned_tiny()))
+    over.write_text("experiments:\n  ql:\n    fit_budget: 30\n")  # not a valid config alone: it has no agent
+    files = [str(base), str(over)]
+    study = validate_study(tuned_tiny())
+    assert workflow.writeback_config_file(files, "ql") == str(over)  # the last file defining the experiment
+    assert workflow.optimize_worker_files(study, "ql", files) == [
+        "results/ql/optimize/workers/0.json", "results/ql/optimize/workers/1.json"]
+    assert workflow.writeback_config_files([str(base), "my study.yaml"]) == f"{base} 'my study.yaml'"
+    # files that are valid only with --config values on the command line: the write-back could not validate them
+    base.write_text(yaml.safe_dump({**tuned_tiny(), "seed": -1}))
+    with pytest.raises(SystemExit) as exited:
+        workflow.optimize_worker_files(study, "ql", files)
+    assert str(exited.value.code) == (
+        f"rlpipe: the tuned init_kwargs of 'ql' would be written into {over}, but the config files without --config "
+        f"values are invalid ({base}, {over}):\n  - seed: -1 is less than the minimum of 0\n"
+        "No job was run; nothing under results/ was changed.")
+    with pytest.raises(SystemExit, match="no config file in use .* defines experiment 'ql'"):
+        workflow.optimize_worker_files(study, "ql", [])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from snakemake_runner import PNG_MAGIC, SNAKEFILE, TINY, ok, run_snakemake, snapshot
@@ -44,6 +45,15 @@ def test_default_target_builds_every_output(finished_run: Path) -> None:
             assert (results / experiment / name).read_bytes().startswith(PNG_MAGIC)
     assert (results / "comparison.png").read_bytes().startswith(PNG_MAGIC)
     assert not list(results.rglob("*.tmp"))
+
+
+def test_every_table_says_which_seed_task_and_versions_made_it(finished_run: Path) -> None:
+    tables = sorted((finished_run / "results").rglob("*.parquet"))
+    assert len(tables) == sum(2 * spec["n_fit"] + 2 for spec in TINY["experiments"].values())
+    for table in tables:
+        provenance = json.loads(pq.read_schema(table).metadata[b"rlpipe"])
+        assert provenance["root_seed"]["entropy"] == TINY["seed"], table
+        assert len(provenance["task_hash"]) == 16 and {"rlpipe", "numpy", "gymnasium"} <= set(provenance["versions"])
 
 
 def test_tables_hold_what_the_config_asked_for(finished_run: Path) -> None:
@@ -86,6 +96,7 @@ def test_summary_statistics_match_the_evaluation_table(finished_run: Path) -> No
 def test_q_learning_solves_the_deterministic_lake(finished_run: Path) -> None:
     summary = json.loads((finished_run / "results" / "ql" / "summary.json").read_text())
     assert summary["mean"] == 1.0  # the non-slippery lake is solved by every instance
+    assert summary["learning_curve_tags"] == ["episode_rewards"]  # the default tag, which QLearningAgent logs
 
 
 def test_second_run_does_nothing(finished_run: Path) -> None:
@@ -113,11 +124,13 @@ def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
     assert mtime(episodes("rand", 0)) == rand_eval
     assert len(pd.read_parquet(tmp_path / "results" / "ql" / "evaluation.parquet")) == 2 * 7
 
-    # n_fit 2 -> 3: only instance 2 is fitted; instances 0 and 1 are untouched
+    # n_fit 2 -> 3: only instance 2 is fitted and evaluated; instances 0 and 1 are untouched
+    evaluated = {i: mtime(episodes("ql", i)) for i in (0, 1)}
     config["experiments"]["ql"]["n_fit"] = 3
     ok(run_snakemake(tmp_path, config))
     assert {i: mtime(checkpoint("ql", i)) for i in (0, 1)} == fitted
-    assert checkpoint("ql", 2).is_file()
+    assert {i: mtime(episodes("ql", i)) for i in (0, 1)} == evaluated
+    assert checkpoint("ql", 2).is_file() and episodes("ql", 2).is_file()
     assert sorted(pd.read_parquet(tmp_path / "results" / "ql" / "writer_data.parquet").instance.unique()) == [0, 1, 2]
 
     # how jobs run (progress output, checkpoints of an additive agent, the pickle permission): nothing reruns

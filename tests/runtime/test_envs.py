@@ -10,7 +10,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.envs.toy_text.frozen_lake import FrozenLakeEnv
 
 from rlpipe.errors import EnvSpecError
-from rlpipe.runtime.envs import check_env_spec, describe_env, make_env, seed_env
+from rlpipe.runtime.envs import check_env_spec, describe_env, env_generators, make_env, seed_env
 
 CARTPOLE_PATH = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
 
@@ -271,3 +271,15 @@ def test_seed_env_seeds_resets_without_a_seed_and_the_spaces():
     assert draws(1) == draws(1)
     assert draws(1) != draws(2)
     assert len({int(make_env("Taxi-v4").reset()[0]) for _ in range(30)}) > 1  # unseeded envs draw OS entropy
+
+
+def test_env_generators_names_every_generator_an_agent_can_draw_from() -> None:
+    env = gym.make("FrozenLake-v1", disable_env_checker=True)
+    env.unwrapped.observation_space = gym.spaces.Dict({"cell": gym.spaces.Discrete(16), "noise": gym.spaces.Box(0, 1)})
+    seed_env(env, np.random.SeedSequence(3))
+    env.observation_space.sample()  # subspaces make their generators when first used
+    found = env_generators(env)
+    assert sorted(found) == ["action_space", "np_random", "observation_space", "observation_space/cell",
+                             "observation_space/noise"]
+    assert found["np_random"] is env.unwrapped.np_random and found["action_space"] is env.action_space.np_random
+    assert env_generators(None) == {}

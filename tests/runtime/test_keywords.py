@@ -1,7 +1,7 @@
 """Keyword introspection used to validate init kwargs and env kwargs."""
 from __future__ import annotations
 
-from rlpipe.runtime.keywords import accepted_keywords, rejected_keywords, suggestion
+from rlpipe.runtime.keywords import accepted_keywords, method_keywords, rejected_keywords, suggestion
 
 
 def plain(a, b=1, *, c=2):
@@ -48,3 +48,32 @@ def test_rejected_keywords_messages_suggest_or_list():
     assert rejected_keywords("Fixed", ["q"], {"alpha", "beta"}) == ["Fixed does not accept 'q' (allowed: alpha, beta)"]
     assert rejected_keywords("Open", ["anything"], None) == []
     assert suggestion("gama", ["gamma", "lr"]) == " (did you mean 'gamma'?)"
+
+
+class Methods:
+    def eval(self, horizon=5, *, gamma=1.0):
+        return horizon
+
+    def anything(self, **kwargs):
+        return kwargs
+
+    @staticmethod
+    def static(first, second=0):
+        return first
+
+    @classmethod
+    def build(cls, size=1):
+        return cls()
+
+
+class InheritsMethods(Methods):
+    pass
+
+
+def test_methods_accept_their_named_parameters_but_not_self():
+    assert accepted_keywords(Methods.eval) == {"self", "horizon", "gamma"}  # a plain function, read as such
+    assert method_keywords(Methods, "eval") == {"horizon", "gamma"}
+    assert method_keywords(InheritsMethods, "eval") == {"horizon", "gamma"}
+    assert method_keywords(Methods, "anything") is None
+    assert method_keywords(Methods, "static") == {"first", "second"}  # no instance: the first parameter is kept
+    assert method_keywords(Methods, "build") == {"size"}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import sys
 
 import numpy as np
 import pytest
@@ -12,11 +14,17 @@ from rlpipe.runtime.seeding import (
     Stream,
     as_seed_sequence,
     experiment_stream,
+    global_rng_state,
     keyed_child,
     name_key,
     seed_from_record,
     seed_record,
+    seed_torch,
+    torch_seed,
+    unseeded_draws,
 )
+
+from rlberry_style_agents import fake_torch_module
 
 
 def draws(seq: np.random.SeedSequence, n: int = 5) -> list[int]:
@@ -192,3 +200,36 @@ def test_seed_record_of_fresh_entropy_round_trips():
     rebuilt = seed_from_record(seed_record(seq))
     assert rebuilt.entropy == seq.entropy
     assert draws(rebuilt) == draws(seq)
+
+
+# ---------------------------------------------------------------------------------------------- torch and global generators
+def test_torch_is_seeded_from_a_keyed_child_of_the_agents_seed_and_never_imported(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    first = experiment_stream(np.random.SeedSequence(42), "e", Stream.FIT, 0)
+    second = experiment_stream(np.random.SeedSequence(42), "e", Stream.FIT, 1)
+    assert seed_torch(first) is False and "torch" not in sys.modules  # an optional extra: never imported by rlpipe
+    torch = fake_torch_module()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert seed_torch(first) is True and seed_torch(second) is True
+    expected = [int(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, KEYED_NAMESPACE, name_key("torch")))
+                    .generate_state(1, np.uint64)[0]) >> 1 for seq in (first, second)]
+    assert torch.seeds == expected == [torch_seed(first), torch_seed(second)]
+    assert expected[0] != expected[1] and all(0 <= seed < 2**63 for seed in expected)
+    assert torch_seed(7) == torch_seed(np.random.SeedSequence(7))
+
+
+def test_the_global_generators_drawn_from_are_named(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    before = global_rng_state()
+    assert "torch" not in before and unseeded_draws(before, global_rng_state()) == []
+    np.random.random()
+    random.random()
+    assert unseeded_draws(before, global_rng_state()) == ["numpy", "random"]
+    torch = fake_torch_module()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    loaded = global_rng_state()
+    assert unseeded_draws(before, loaded)[-1] == "torch"  # imported after `before` (the agent's build): not seeded
+    torch.manual_seed(3)
+    torch.rand(1)
+    assert global_rng_state()["torch"] != loaded["torch"]
+    assert unseeded_draws(loaded, global_rng_state()) == []  # loaded at the build, so seeded by rlpipe

@@ -10,7 +10,8 @@ import pytest
 from rlpipe.agents import Agent, QLearningAgent, ValueIterationAgent
 from rlpipe.errors import ConfigError
 from rlpipe.runtime.keywords import accepted_keywords
-from rlpipe.spec.experiment import RESERVED_INIT_KWARGS, ExperimentSpec, Study, validate_study
+from rlpipe.spec.experiment import ExperimentSpec, Study, experiment_spec, validate_study
+from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS
 
 from helpers_configs import EXPERIMENT, MINIMAL, config, top
 
@@ -159,8 +160,9 @@ def test_bad_config(cfg, path, phrase):
         validate_study(cfg)
     message = str(info.value)
     # the line of this problem starts with its key path
-    assert any(line.startswith(f"{path}:") for line in message.splitlines()), message
+    assert any(line.startswith(f"{path}:") for line in info.value.problems), message
     assert phrase in message
+    assert message.startswith("invalid config:\n") and f"\n  - {path}:" in message
 
 
 def test_number_of_bad_configs():
@@ -174,7 +176,7 @@ def test_every_problem_is_reported_at_once():
     cfg["seed"] = -3
     with pytest.raises(ConfigError) as info:
         validate_study(cfg)
-    lines = str(info.value).splitlines()
+    lines = info.value.problems
     assert any(line.startswith("experiments.a.n_fit:") for line in lines)
     assert any(line.startswith("experiments.b.agent:") for line in lines)
     assert any(line.startswith("seed:") for line in lines)
@@ -187,7 +189,7 @@ def test_schema_errors_skip_the_semantic_checks_of_that_experiment():
     cfg = config(agent="rlpipe.agents.Nope", n_fit=0)
     with pytest.raises(ConfigError) as info:
         validate_study(cfg)
-    assert str(info.value) == "experiments.e.n_fit: 0 is less than the minimum of 1"
+    assert str(info.value) == "invalid config:\n  - experiments.e.n_fit: 0 is less than the minimum of 1"
 
 
 class ModeAgent(QLearningAgent):
@@ -240,3 +242,74 @@ def test_accepted_init_kwargs_follows_inherited_init():
 
     assert accepted_keywords(NoInit) == accepted_keywords(QLearningAgent)
     assert accepted_keywords(KeywordOnly) == accepted_keywords(QLearningAgent) | {"extra"}
+
+
+# ---------------------------------------------------------------------------------------------- the Python API's entries
+def test_experiment_spec_leaves_the_callers_values_alone():
+    env = {"id": "FrozenLake-v1"}
+    writer = {"print_log": False}
+    entry = {"agent": QLearningAgent, "train_env": env, "eval_env": env, "fit_budget": 10, "writer": writer}
+    before = copy.deepcopy(entry)
+    spec = experiment_spec("e", entry)
+    assert entry == before and entry["agent"] is QLearningAgent  # no default filled into the caller's dicts
+    assert spec.train_env == spec.eval_env == {"id": "FrozenLake-v1", "kwargs": {}, "wrappers": []}
+    assert spec.train_env is not env and spec.writer["style_log"] == "multi_line"
+
+
+def test_experiment_spec_keeps_an_env_given_as_a_python_object():
+    def make() -> object:
+        raise AssertionError("validation builds no env")
+
+    spec = experiment_spec("e", {"agent": QLearningAgent, "train_env": (make, {}), "fit_budget": 10})
+    assert spec.train_env[0] is make
+    assert experiment_spec("e", {"agent": "helpers_agents:EvalOnlyAgent", "train_env": (None, None),
+                                 "fit_budget": 10}).train_env == (None, None)  # rlberry's "no env", as given
+
+
+def test_experiment_spec_and_a_config_give_the_same_spec():
+    entry = {"agent": "rlpipe.agents.QLearningAgent", "train_env": {"id": "FrozenLake-v1", "kwargs": {"is_slippery": False}},
+             "eval_env": None, "fit_budget": 10}
+    assert experiment_spec("e", entry) == validate_study({"experiments": {"e": entry}}).experiment("e")
+
+
+def test_eval_env_null_means_the_train_env():
+    cfg = config()
+    cfg["experiments"]["e"]["eval_env"] = None
+    spec = validate_study(cfg).experiment("e")
+    assert spec.eval_env is None and spec.evaluation_env == "FrozenLake-v1"
+
+
+def test_experiment_spec_lists_every_problem_under_the_experiment():
+    with pytest.raises(ConfigError) as info:
+        experiment_spec("e", {"agent": QLearningAgent, "train_env": "FrozenLake-v1", "fit_budget": "1e4",
+                              "init_kwargs": {"learning_rte": 0.1}})
+    assert info.value.problems == ("fit_budget: '1e4' was read as a string (write 10000 for an integer; YAML 1.1 floats "
+                                   "need a dot and a signed exponent: write 1.0e+4)",)
+    assert str(info.value) == f"invalid experiment 'e':\n  - {info.value.problems[0]}"
+
+
+@pytest.mark.parametrize("entry", [
+    {"fit_kwargs": {"lr": "3e-4"}},
+    {"eval_kwargs": {"gamma": "1e-3"}},
+    {"train_env": {"id": "FrozenLake-v1", "kwargs": {"max_episode_steps": "1e3"}}},
+    {"init_kwargs": {"learning_rate": "1e-3"}, "fit_budget": "1e2"},
+], ids=["fit_kwargs", "eval_kwargs", "env-kwargs", "init_kwargs-and-budget"])
+def test_a_misread_float_gets_the_same_lines_from_both_drivers(entry):
+    full = {**EXPERIMENT, **entry}
+    with pytest.raises(ConfigError) as from_config:
+        validate_study({"experiments": {"e": full}})
+    with pytest.raises(ConfigError) as from_api:
+        experiment_spec("e", full)
+    assert [f"experiments.e.{line}" for line in from_api.value.problems] == list(from_config.value.problems)
+    assert all("was read as a string" in line for line in from_config.value.problems)
+    assert len(from_config.value.problems) == len(entry)
+
+
+def test_suggestions_name_only_keys_an_experiment_may_set():
+    with pytest.raises(ConfigError) as info:
+        validate_study(config(init_kwargs={"seed": 3}))
+    [problem] = info.value.problems
+    assert problem.startswith("experiments.e.init_kwargs: QLearningAgent does not accept 'seed' (allowed: ")
+    for name in (*RESERVED_INIT_KWARGS, "_execution_metadata", "_default_writer_kwargs"):
+        assert f"'{name}'" not in problem and f" {name}," not in problem and not problem.endswith(f"{name})")
+    assert "learning_rate" in problem

@@ -2,6 +2,7 @@
 key, found before any trial runs (the sampler's keywords apart, since checking them imports Optuna)."""
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from typing import Any
@@ -9,15 +10,17 @@ from typing import Any
 import pytest
 
 from rlpipe.errors import ConfigError
-from rlpipe.spec.experiment import RESERVED_INIT_KWARGS, tuning_problems, validate_study
+from rlpipe.spec.experiment import check_tuning, validate_study
+from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS
 from rlpipe.spec.optimize import (
     PRUNER_METHODS,
     SAMPLER_CLASSES,
+    optimize_problems,
     sampler_kwargs_problems,
     sampler_problems,
     settings_problems,
 )
-from rlpipe.spec.schema import experiment_schema
+from rlpipe.spec.schema import experiment_schema, schema_defaults
 
 from helpers_agents import EvalOnlyAgent, PeakAgent
 from helpers_configs import FLOAT, peak_experiment, peak_task
@@ -73,11 +76,21 @@ BAD_SECTIONS = [  # (optimize section, experiment overrides, expected text of th
 def test_bad_optimize_sections_are_rejected_naming_the_key(optimize, experiment, expected) -> None:
     spec = {**peak_experiment(), "optimize": optimize, **experiment}
     config = {"seed": 3, "experiments": {"peak": spec}}
-    try:
-        problems = tuning_problems(validate_study(config))  # the sampler's keywords: checked apart (Optuna)
-    except ConfigError as error:
-        problems = str(error).splitlines()
+    with pytest.raises(ConfigError) as raised:
+        validate_study(config, tuning=True)  # tuning: the sampler's keywords too (they import Optuna)
+    problems = raised.value.problems
     assert len(problems) == 1 and expected in problems[0]  # one problem, one line
+    if "sampler_kwargs: " in expected:  # left out of a plain validation, checked apart when optimize jobs are planned
+        with pytest.raises(ConfigError) as raised:
+            check_tuning(validate_study(config), source="config.yaml")
+        assert raised.value.problems == problems
+        assert str(raised.value).startswith("invalid config (config.yaml):\n  - ")
+    # the Python driver's arguments get the same line (ExperimentManager.optimize_hyperparams checks its section so)
+    entry = {key: value for key, value in spec.items() if key != "optimize"}
+    peak = validate_study({"experiments": {"peak": entry}}).experiment("peak")
+    lines = optimize_problems(copy.deepcopy(optimize), peak.agent, peak.init_kwargs_per_instance, check_sampler_kwargs=True)
+    assert [line.replace("(top level):", "experiments.peak.optimize:") if line.startswith("(top level):")
+            else f"experiments.peak.optimize.{line}" for line in lines] == list(problems)
 
 
 def test_a_per_instance_kwarg_that_sample_parameters_tunes_is_refused_by_the_config_check() -> None:
@@ -94,11 +107,41 @@ def test_a_per_instance_kwarg_that_sample_parameters_tunes_is_refused_by_the_con
      "optimize.sampler_kwargs.search_space: the grid names ['levl', 'x'] are not the parameters the trials suggest ['level', 'x']"),
     ({"search_space": {"level": {"type": "categorical", "choices": ["high", "1e-3"]}}},
      "optimize.search_space.level.choices[1]: '1e-3' was read as a string"),
+    ({"sampler_kwargs": {"consider_endpoints": "1e3"}},  # a sampler keyword's value: not only init kwargs
+     "optimize.sampler_kwargs.consider_endpoints: '1e3' was read as a string"),
+    ({"n_trials": "1e2"}, "optimize.n_trials: '1e2' was read as a string (write 100 for an integer; "),
 ])
 def test_review_found_sections_are_refused(optimize: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as raised:
         peak_task(**optimize)
     assert f"experiments.peak.{message}" in str(raised.value)
+
+
+def test_the_schema_alone_refuses_an_unknown_sampler_or_pruner() -> None:
+    """Its enum is the only check of the method names: the later checks look a method up, never refuse one."""
+    for key in ("sampler_method", "pruner_method"):
+        assert optimize_problems({key: "bayes"}, PeakAgent, None, check_sampler_kwargs=True) == [
+            f"{key}: 'bayes' is not one of {experiment_schema()['properties']['optimize']['properties'][key]['enum']}"]
+
+
+def test_optimize_problems_fill_the_defaults_and_check_the_sampler_keywords_on_request() -> None:
+    section: dict[str, Any] = {"sampler_kwargs": {"n_startup_trial": 5}}
+    assert optimize_problems(section, PeakAgent, None, check_sampler_kwargs=False) == []
+    assert section == {**schema_defaults("optimize"), "sampler_kwargs": {"n_startup_trial": 5}}
+    assert optimize_problems(section, PeakAgent, None, check_sampler_kwargs=True) == [
+        "sampler_kwargs: TPESampler does not accept 'n_startup_trial' (did you mean 'n_startup_trials'?)"]
+    # without an agent class (its entry is invalid) only the schema's checks run
+    assert optimize_problems({"search_space": {"xx": FLOAT}}, None, None, check_sampler_kwargs=True) == []
+    assert optimize_problems({"n_trials": 0, "search_space": {"xx": FLOAT}}, PeakAgent, None,
+                             check_sampler_kwargs=True) == ["n_trials: 0 is less than the minimum of 1"]
+
+
+def test_an_optimize_section_is_checked_even_when_the_rest_of_its_experiment_is_not() -> None:
+    spec = {**peak_experiment({"n_trial": 3, "search_space": {"xx": FLOAT}}), "n_fit": 0}
+    with pytest.raises(ConfigError) as raised:
+        validate_study({"experiments": {"peak": spec}})
+    assert raised.value.problems == ("experiments.peak.n_fit: 0 is less than the minimum of 1",
+                                     "experiments.peak.optimize: unknown key 'n_trial' (did you mean 'n_trials'?)")
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -122,7 +165,6 @@ SEEDED = "sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's 
     ("grid", {}, STEPPED, []),
     ("grid", {"search_space": {"x": [0.1, 0.2], "level": ("low",)}}, None, []),  # rlberry's explicit grid
     ("grid", {"search_space": {"x": [0.1]}}, {"x": FLOAT}, []),  # the explicit grid wins: no step needed
-    ("bayes", {"seed": 1}, None, ["sampler_method: 'bayes' is not one of optuna_default, random, grid, cmaes"]),
     ("random", {"seed": 1}, None, [SEEDED]),
     ("grid", {"seed": 1}, None, [SEEDED, NEEDS_SEARCH_SPACE]),
     ("grid", {}, {"x": FLOAT}, ["search_space.x: the grid sampler needs a 'step' for float parameters"]),
@@ -133,7 +175,7 @@ SEEDED = "sampler_kwargs.seed: the sampler is seeded by rlpipe from the study's 
     ("grid", {"search_space": {"x": [], "y": (1,), "z": "ab"}}, None,
      ["sampler_kwargs.search_space.x: must be a non-empty list of values, got []",
       "sampler_kwargs.search_space.z: must be a non-empty list of values, got 'ab'"]),
-], ids=["tpe", "random", "grid", "explicit-grid", "explicit-grid-wins", "unknown-method", "seed", "grid-seed-no-space",
+], ids=["tpe", "random", "grid", "explicit-grid", "explicit-grid-wins", "seed", "grid-seed-no-space",
         "grid-float-no-step", "explicit-grid-list", "explicit-grid-empty", "explicit-grid-values"])
 def test_sampler_problems(method: str, sampler_kwargs: dict[str, Any], search_space: Any, problems: list[str]) -> None:
     assert sampler_problems(method, sampler_kwargs, search_space) == problems
@@ -143,14 +185,13 @@ def test_sampler_problems(method: str, sampler_kwargs: dict[str, Any], search_sp
     ("optuna_default", {"n_startup_trials": 5, "multivariate": True}, []),
     ("cmaes", {"sigma0": 0.5}, []),
     ("grid", {"search_space": {"x": [1]}, "seed": 1}, []),  # the seed is sampler_problems' to refuse
-    ("bayes", {"anything": 1}, []),  # sampler_problems refuses the method
     ("cmaes", {"sigma0": 0.5, "sigmaa": 1},
      ["sampler_kwargs: CmaEsSampler does not accept 'sigmaa' (did you mean 'sigma0'?)"]),
     ("random", {"search_space": {"x": [1]}},
      ["sampler_kwargs: RandomSampler does not accept 'search_space' (allowed: seed)"]),
     ("grid", {"search_space": {"x": [1]}, "shuffle": True},
      ["sampler_kwargs: GridSampler does not accept 'shuffle' (allowed: search_space, seed)"]),
-], ids=["tpe", "cmaes", "grid", "unknown-method", "cmaes-typo", "random-search-space", "grid-unknown"])
+], ids=["tpe", "cmaes", "grid", "cmaes-typo", "random-search-space", "grid-unknown"])
 def test_sampler_kwargs_problems(method: str, sampler_kwargs: dict[str, Any], problems: list[str]) -> None:
     assert sampler_kwargs_problems(method, sampler_kwargs) == problems
 
@@ -172,28 +213,32 @@ def settings(**section: Any) -> dict[str, Any]:
 
 
 def test_valid_settings_have_no_problem() -> None:
-    assert settings_problems(settings(), PeakAgent, None, RESERVED_INIT_KWARGS) == []
-    assert settings_problems(settings(search_space={"x": FLOAT}), PeakAgent, [{"level": "low"}], RESERVED_INIT_KWARGS) == []
+    assert settings_problems(settings(), PeakAgent, None) == []
+    assert settings_problems(settings(search_space={"x": FLOAT}), PeakAgent, [{"level": "low"}]) == []
     grid = settings(sampler_method="grid", sampler_kwargs={"search_space": {"x": [0.1], "level": ["high"]}})
-    assert settings_problems(grid, PeakAgent, None, RESERVED_INIT_KWARGS) == []
+    assert settings_problems(grid, PeakAgent, None) == []
 
 
 def test_search_space_problems_name_the_dimension() -> None:
     space = {"seeder": FLOAT, "xx": FLOAT, "x": {**FLOAT, "low": 2.0}}
-    assert settings_problems(settings(search_space=space), PeakAgent, None, ("seeder",)) == [
+    assert settings_problems(settings(search_space=space), PeakAgent, None) == [
         "search_space.seeder: is set by rlpipe for each instance and cannot be tuned",
         "search_space.x: low (2.0) is above high (1.0)",
         "search_space: PeakAgent does not accept 'xx' (did you mean 'x'?)",
     ]
 
 
-def test_reserved_names_are_the_callers() -> None:
-    assert settings_problems(settings(search_space={"x": FLOAT}), PeakAgent, None, ("x",)) == [
-        "search_space.x: is set by rlpipe for each instance and cannot be tuned"]
+def test_every_reserved_name_is_refused_and_none_is_suggested() -> None:
+    space = {name: FLOAT for name in RESERVED_INIT_KWARGS}
+    assert settings_problems(settings(search_space=space), PeakAgent, None) == [
+        f"search_space.{name}: is set by rlpipe for each instance and cannot be tuned" for name in RESERVED_INIT_KWARGS]
+    [problem] = settings_problems(settings(search_space={"seede": FLOAT}), PeakAgent, None)
+    assert problem.startswith("search_space: PeakAgent does not accept 'seede' (allowed: ")
+    assert not any(name in problem for name in ("seeder", "_execution_metadata", "output_dir"))
 
 
 def test_no_search_space_and_no_sample_parameters() -> None:
-    assert settings_problems(settings(sampler_method="grid"), EvalOnlyAgent, None, RESERVED_INIT_KWARGS) == [
+    assert settings_problems(settings(sampler_method="grid"), EvalOnlyAgent, None) == [
         "search_space: missing, and EvalOnlyAgent does not define sample_parameters(trial); "
         "give the parameters to tune here",
         NEEDS_SEARCH_SPACE,
@@ -202,7 +247,7 @@ def test_no_search_space_and_no_sample_parameters() -> None:
 
 def test_an_explicit_grid_must_name_the_suggested_parameters() -> None:
     grid = settings(sampler_method="grid", sampler_kwargs={"search_space": {"a": [1]}}, search_space=STEPPED)
-    assert settings_problems(grid, PeakAgent, None, RESERVED_INIT_KWARGS) == [
+    assert settings_problems(grid, PeakAgent, None) == [
         "sampler_kwargs.search_space: the grid names ['a'] are not the parameters the trials suggest ['x']"]
 
 
@@ -213,4 +258,4 @@ def test_an_explicit_grid_must_name_the_suggested_parameters() -> None:
 ], ids=["search-space", "sample-parameters"])
 def test_a_tuned_key_set_per_instance(search_space: Any, problem: str) -> None:
     per_instance = [{"fit_seconds": 0.0}, {"x": 0.2}]
-    assert settings_problems(settings(search_space=search_space), PeakAgent, per_instance, RESERVED_INIT_KWARGS) == [problem]
+    assert settings_problems(settings(search_space=search_space), PeakAgent, per_instance) == [problem]

@@ -1,13 +1,11 @@
 """rlpipe.spec.schema: the config schema, its defaults, strict integers, and one line per problem."""
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from rlpipe.errors import ConfigError
 from rlpipe.spec.experiment import validate_study
-from rlpipe.spec.schema import config_schema, experiment_schema, invalid_experiments, schema_defaults, schema_problems
+from rlpipe.spec.schema import check_schema, config_schema, experiment_schema, schema_defaults, schema_problems
 
 from helpers_configs import config, top
 
@@ -96,7 +94,7 @@ def test_env_problems_come_from_the_branch_of_their_kind(train_env, problem):
 
 @pytest.mark.parametrize(("key", "value", "problem"), [
     ("train_env", 5, "experiments.e.train_env: expected null, a string or a mapping, got 5"),
-    ("eval_env", [1], "experiments.e.eval_env: expected a string or a mapping, got [1]"),
+    ("eval_env", [1], "experiments.e.eval_env: expected null, a string or a mapping, got [1]"),
 ], ids=["train_env-int", "eval_env-list"])
 def test_an_env_of_no_accepted_kind_names_the_kinds(key, value, problem):
     assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1, key: value}}}) == [problem]
@@ -139,10 +137,39 @@ def test_an_integer_is_a_number():
 
 
 # ---------------------------------------------------------------------------------------------- invalid experiments
-def test_invalid_experiments_names_those_the_schema_rejects_without_changing_the_config():
+def test_the_experiments_the_schema_rejects_come_from_the_same_pass():
     config = {"seed": -1, "experiments": {"good": {"agent": "a.B", "fit_budget": 1}, "no_budget": {"agent": "a.B"},
-                                          "bad_n_fit": {"agent": "a.B", "fit_budget": 1, "n_fit": 0}}}
-    before = copy.deepcopy(config)
-    assert invalid_experiments(config) == {"no_budget", "bad_n_fit"}  # the bad seed is no experiment's
-    assert config == before  # no defaults filled in
-    assert invalid_experiments({"experiments": {"good": {"agent": "a.B", "fit_budget": 1}}}) == set()
+                                          "bad_n_fit": {"agent": "a.B", "fit_budget": 1, "n_fit": 0},
+                                          "misread": {"agent": "a.B", "fit_budget": 1, "init_kwargs": {"lr": "1e-3"}}}}
+    check = check_schema(config)
+    assert check.rejected_experiments == {"no_budget", "bad_n_fit"}  # the bad seed is no experiment's
+    assert [line.split(":")[0] for line in check.problems] == [
+        "experiments.bad_n_fit.n_fit", "experiments.misread.init_kwargs.lr", "experiments.no_budget", "seed"]
+    # a string where the schema takes anything is a problem that rejects nothing: the semantic checks still run
+    assert check_schema({"experiments": {"good": {"agent": "a.B", "fit_budget": 1}}}).rejected_experiments == set()
+
+
+# ---------------------------------------------------------------------------------------------- yaml 1.1 floats
+@pytest.mark.parametrize(("entry", "problem"), [
+    ({"fit_budget": "1e4"}, "fit_budget: '1e4' was read as a string (write 10000 for an integer; YAML 1.1 floats need a "
+                            "dot and a signed exponent: write 1.0e+4)"),
+    ({"eval_kwargs": {"gamma": "1e-3"}}, "eval_kwargs.gamma: '1e-3' was read as a string"),
+    ({"fit_kwargs": {"lr": "3e-4"}}, "fit_kwargs.lr: '3e-4' was read as a string"),
+    ({"train_env": {"id": "CartPole-v1", "kwargs": {"max_episode_steps": "1e3"}}},
+     "train_env.kwargs.max_episode_steps: '1e3' was read as a string"),
+    ({"eval_env": {"id": "CartPole-v1", "wrappers": [{"wrapper": "a:W", "kwargs": {"scale": "2E-1"}}]}},
+     "eval_env.wrappers[0].kwargs.scale: '2E-1' was read as a string"),
+    ({"init_kwargs_per_instance": [{}, {"lr": "1e-3"}], "n_fit": 2}, "init_kwargs_per_instance[1].lr: '1e-3' was read"),
+    ({"optimize": {"sampler_kwargs": {"sigma0": "5e-1"}}}, "optimize.sampler_kwargs.sigma0: '5e-1' was read as a string"),
+    ({"optimize": {"timeout": "1e3"}}, "optimize.timeout: '1e3' was read as a string"),
+], ids=["fit_budget", "eval_kwargs", "fit_kwargs", "env-kwargs", "wrapper-kwargs", "per-instance", "sampler_kwargs",
+        "optimize-timeout"])
+def test_every_string_read_from_a_float_gets_one_hint(entry, problem):
+    """Wherever YAML 1.1 read '1e-3' as a string: one line, with the spelling to use (not "is not of type")."""
+    problems = schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1, **entry}}})
+    assert len(problems) == 1 and problems[0].startswith(f"experiments.e.{problem}"), problems
+
+
+def test_numbers_and_other_strings_are_not_misread_floats():
+    entry = {"agent": "a.B", "fit_budget": 1, "init_kwargs": {"mode": "e5", "x": 1.0e-3, "tag": "1e-3x", "n": "10"}}
+    assert schema_problems({"experiments": {"e": entry}}) == []

@@ -29,8 +29,8 @@ from rlpipe.core.tasks import OptimizeTask
 from rlpipe.errors import ConfigError, OptimizationError
 from rlpipe.io.paths import OptimizePaths
 from rlpipe.io.provenance import library_versions
-from rlpipe.spec.experiment import optimize_section_problems, validate_study
-from rlpipe.spec.optimize import sampler_problems
+from rlpipe.spec.experiment import validate_study
+from rlpipe.spec.optimize import optimize_problems, sampler_problems
 from rlpipe.tuning.report import trials_table
 from rlpipe.tuning.study import (
     FAILURES_BEFORE_GIVING_UP,
@@ -275,7 +275,7 @@ def test_study_name_changes_with_what_a_trial_computes_only() -> None:
                  peak_task(search_space={"x": {"type": "float", "low": -1.0, "high": 1.0}})]
     names = [task.study_name for task in different]
     assert base.study_name not in names and len(set(names)) == len(names)
-    assert base.study_name.startswith("peak-")
+    assert base.study_name == "peak-afef0263c192"  # the key of studies already stored: it must not change
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -425,15 +425,21 @@ def test_minimal_optimize_section_gets_its_defaults() -> None:
         optimize_task(without, "peak")
 
 
-def test_optimize_section_problems_of_the_python_api() -> None:
+def test_optimize_problems_of_the_python_api() -> None:
+    def problems(section: dict[str, Any], per_instance: list[dict[str, Any]] | None = None) -> list[str]:
+        return optimize_problems(section, PeakAgent, per_instance, check_sampler_kwargs=True)
+
     section: dict[str, Any] = {}
-    assert optimize_section_problems(section, PeakAgent, None) == []
+    assert problems(section) == []
     assert section["sampler_method"] == "optuna_default" and section["n_trials"] == 32  # defaults filled in
-    assert optimize_section_problems({"n_trials": 0}, PeakAgent, None) == ["n_trials: 0 is less than the minimum of 1"]
-    assert optimize_section_problems({"sampler_method": "grid"}, PeakAgent, None) == [
+    assert problems({"n_trials": 0}) == ["n_trials: 0 is less than the minimum of 1"]
+    assert problems({"sampler_method": "grid"}) == [
         "search_space: the grid sampler needs a search_space (its grid is built from it)"]
-    assert optimize_section_problems({"search_space": {"x": FLOAT}}, PeakAgent, [{"x": 0.5}]) == [
+    assert problems({"search_space": {"x": FLOAT}}, [{"x": 0.5}]) == [
         "search_space.x: is set per instance in init_kwargs_per_instance, so it cannot be tuned"]
+    assert problems({"search_space": {"level": {"type": "categorical", "choices": ["1e-3"]}}}) == [  # as a config's
+        "search_space.level.choices[0]: '1e-3' was read as a string (YAML 1.1 floats need a dot and a signed exponent: "
+        "write 1.0e-3)"]
     assert sampler_problems("grid", {"search_space": {"x": [0.1, 0.2]}}, None) == []  # rlberry's explicit grid
 
 

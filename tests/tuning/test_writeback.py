@@ -260,6 +260,30 @@ def test_invalid_result_is_refused(config_path: Path, kwargs: dict, problem: str
     assert_untouched(config_path)
 
 
+def test_layered_config_files_are_validated_merged(tmp_path: Path):
+    """Snakemake merges --configfile base.yaml over.yaml: over.yaml alone lacks the agent, merged it is valid."""
+    base, over = tmp_path / "base.yaml", tmp_path / "over.yaml"
+    base.write_text(CONFIG, encoding="utf-8")
+    over.write_text("experiments:\n  ql_flow:\n    fit_budget: 10   # shorter\n", encoding="utf-8")
+    result = update_init_kwargs(over, "ql_flow", {"gamma": 0.5}, now=NOW, config_files=[base, over])
+    assert result.changed
+    assert over.read_text(encoding="utf-8") == (
+        "experiments:\n  ql_flow:\n    fit_budget: 10   # shorter\n    init_kwargs:\n      gamma: 0.5\n")
+    assert base.read_text(encoding="utf-8") == CONFIG
+    # alone, the edited file is validated alone: the base's experiment is missing there
+    over.write_text("experiments:\n  ql_flow:\n    fit_budget: 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        update_init_kwargs(over, "ql_flow", {"gamma": 0.5}, now=NOW)
+    assert error.value.problems == ("experiments.ql_flow: missing required key 'agent'",)
+    # a problem of the merged config names the files it was merged with, one problem a line
+    with pytest.raises(ConfigError) as error:
+        update_init_kwargs(over, "ql_flow", {"gama": 0.5}, now=NOW, config_files=[base, over])
+    assert str(error.value) == (
+        f"{over}: writing these init_kwargs would make the config (merged with {base}) invalid:\n"
+        "  - experiments.ql_flow.init_kwargs: QLearningAgent does not accept 'gama' (did you mean 'gamma'?)")
+    assert over.read_text(encoding="utf-8") == "experiments:\n  ql_flow:\n    fit_budget: 10\n"
+
+
 def test_unwritable_value_is_refused(config_path: Path):
     with pytest.raises(ConfigError, match=r"experiments\.ql_flow\.init_kwargs\.gamma: cannot write a value of type object"):
         update_init_kwargs(config_path, "ql_flow", {"gamma": object()}, now=NOW)

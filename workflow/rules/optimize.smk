@@ -33,12 +33,13 @@ rule optimize_select:
         task=lambda w: rw.optimize_task_json(STUDY, w.experiment),
         folder=lambda w: RESULTS.experiment(w.experiment).optimize.folder,
         config=lambda w: rw.writeback_config_file(workflow.configfiles, w.experiment),
+        configfiles=rw.writeback_config_files(workflow.configfiles),  # shell-quoted: the write-back validates them merged
     log:
         OPTIMIZE.select_log,
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "rlpipe optimize-select --task {params.task:q} --optimize-dir {params.folder:q} --config {params.config:q} 2>&1 | tee {log:q}"
+        "rlpipe optimize-select --task {params.task:q} --optimize-dir {params.folder:q} --config {params.config:q} --config-files {params.configfiles} 2>&1 | tee {log:q}"
 
 
 rule optimize:
