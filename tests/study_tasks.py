@@ -23,3 +23,7 @@ def optimize_task(study: Study, name: str) -> tasks.OptimizeTask:
 
 def run_settings(study: Study, name: str) -> tasks.RunSettings:
     return tasks.run_settings(study.experiment(name))
+
+
+def task_batch(study: Study, name: str, stage: str, batch: int) -> tasks.TaskBatch:
+    return tasks.task_batch(stage, study.experiment(name), study.root, batch)

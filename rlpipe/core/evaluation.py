@@ -70,12 +70,15 @@ def evaluate_agent(agent: Agent, task: EvalTask) -> pa.Table:
     return pa.Table.from_arrays(columns, names=list(EPISODE_COLUMNS))
 
 
-def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path, run: RunSettings | None = None) -> pa.Table:
-    """Load the checkpoint, evaluate, and write the evaluation table to ``output`` (Parquet)."""
+def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path, run: RunSettings | None = None,
+                      provenance: Mapping[str, Any] | None = None) -> pa.Table:
+    """Load the checkpoint, evaluate, and write the evaluation table to ``output`` (Parquet); its metadata holds the
+    task's hash, eval kwargs, root seed and versions, and ``provenance`` (e.g. which fit it evaluated)."""
     allow_pickle = run is not None and run.allow_pickle
     table = evaluate_agent(load_instance_agent(task, checkpoint, allow_pickle), task)
     write_parquet(output, table, metadata={"task_hash": task.task_hash(), "eval_kwargs": task.eval_kwargs,
-                                           "root_seed": task.root_seed, "versions": library_versions()})
+                                           "root_seed": task.root_seed, "versions": library_versions(),
+                                           **(provenance or {})})
     return table
 
 

@@ -31,6 +31,8 @@ from rlpipe.spec.search_space import tuned_keys
 STUDY_EXTENT_KEYS = ("n_trials", "timeout", "n_optuna_workers", "storage")
 # The chunks an additive agent is fitted in when the experiment does not say.
 DEFAULT_CHUNKS = 10
+# At most this many fit (and evaluate) jobs per experiment when its instances_per_job is "auto".
+AUTO_JOBS_PER_EXPERIMENT = 16
 # The writer keys that decide which rows are kept, so what a fit computes (FitTask fields of the same names).
 IDENTITY_WRITER_KEYS = ("maxlen", "maxlen_by_tag")
 
@@ -175,6 +177,40 @@ class OptimizeTask(_Task):
 
 
 @dataclass(frozen=True)
+class TaskBatch:
+    """The tasks of one Snakemake job that fits (``stage`` "fit") or evaluates ("evaluate") several instances.
+
+    Kept compact, since it is the job's params (its rerun trigger) and planning a sweep of many instances builds
+    one per job: the first instance's task record, the instances, and each one's init kwargs only when they differ
+    (``init_kwargs_per_instance``). :meth:`tasks` gives exactly the tasks :func:`fit_task`/:func:`eval_task` give.
+    """
+
+    stage: str
+    first: dict[str, Any]
+    instances: list[int]
+    init_kwargs: list[dict[str, Any]] | None = None
+
+    def tasks(self) -> list[FitTask] | list[EvalTask]:
+        cls = {"fit": FitTask, "evaluate": EvalTask}[self.stage]
+        own = self.init_kwargs or [self.first["init_kwargs"]] * len(self.instances)
+        return [cls(**{**self.first, "instance": i, "init_kwargs": kw}) for i, kw in zip(self.instances, own)]
+
+    @property
+    def experiment(self) -> str:
+        return self.first["experiment"]
+
+    def to_json(self) -> str:
+        return canonical_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "TaskBatch":
+        return cls(**json.loads(text))
+
+    def task_hash(self) -> str:
+        return stable_hash(asdict(self))
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """How a fit or an evaluation runs, not what it computes: never a rerun trigger, never a resume key.
 
@@ -229,6 +265,31 @@ def checkpoint_chunks(n_checkpoints: int | None, agent_class: type) -> int:
 
 def eval_task(spec: ExperimentSpec, root: np.random.SeedSequence, instance: int) -> EvalTask:
     return EvalTask(**_agent_fields(spec, root, instance), eval_kwargs=spec.eval_kwargs)
+
+
+def instances_per_job(spec: ExperimentSpec) -> int:
+    """The spec's ``instances_per_job``, "auto" resolved to at most :data:`AUTO_JOBS_PER_EXPERIMENT` jobs."""
+    if spec.instances_per_job == "auto":
+        return -(-spec.n_fit // AUTO_JOBS_PER_EXPERIMENT)
+    return int(spec.instances_per_job)
+
+
+def job_batches(spec: ExperimentSpec) -> list[range]:
+    """The instances of each of the spec's fit (and evaluate) jobs, in order."""
+    size = instances_per_job(spec)
+    return [range(start, min(start + size, spec.n_fit)) for start in range(0, spec.n_fit, size)]
+
+
+def task_batch(stage: str, spec: ExperimentSpec, root: np.random.SeedSequence, batch: int) -> TaskBatch:
+    """The tasks of the spec's ``batch``-th job of ``stage`` ("fit" or "evaluate")."""
+    batches = job_batches(spec)
+    if not 0 <= batch < len(batches):
+        raise IndexError(f"experiment '{spec.name}' has batches 0..{len(batches) - 1}, not {batch}")
+    instances = batches[batch]
+    build = {"fit": fit_task, "evaluate": eval_task}[stage]
+    first = build(spec, root, instances.start).record()
+    own = [spec.instance_init_kwargs(i) for i in instances] if spec.init_kwargs_per_instance else None
+    return TaskBatch(stage=stage, first=first, instances=list(instances), init_kwargs=copy.deepcopy(own))
 
 
 def aggregate_task(spec: ExperimentSpec, root: np.random.SeedSequence, report: dict[str, Any]) -> AggregateTask:

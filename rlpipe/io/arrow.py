@@ -40,3 +40,17 @@ def read_table(path: str | os.PathLike) -> pa.Table:
         return pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as error:
         raise RlpipeError(f"{path} cannot be read ({error}); delete it and rerun to rebuild it") from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The rlpipe metadata of a Parquet file's schema (key ``rlpipe``, see ``io.atomic.write_parquet``), read
+    without its data; an error naming the file when it cannot be read."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid) as error:
+        raise RlpipeError(f"{path} cannot be read ({error}); delete it and rerun to rebuild it") from None
+    return json.loads(metadata.get(b"rlpipe", b"{}"))

@@ -49,6 +49,30 @@ class InstancePaths:
 
 
 @dataclass(frozen=True)
+class BatchPaths:
+    """Files of one Snakemake job that fits or evaluates a batch of an experiment's instances
+    (``<experiment>/batches/<stage>-<index>.*``); the instances' own files stay in their folders."""
+
+    folder: Path
+    stage: str
+    index: int | str
+
+    @property
+    def record(self) -> Path:
+        """The job's output: which instances it handled and the hash of each one's task."""
+        return self.folder / f"{self.stage}-{self.index}.json"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"{self.stage}-{self.index}.log"
+
+    @property
+    def progress(self) -> Path:
+        """The instances an unfinished job completed (not a Snakemake output: a rerun of the job resumes after them)."""
+        return self.folder / f"{self.stage}-{self.index}.progress.json"
+
+
+@dataclass(frozen=True)
 class OptimizePaths:
     """Files of an experiment's hyperparameter study (``<experiment>/optimize/``)."""
 
@@ -108,6 +132,10 @@ class ExperimentPaths:
     def instance(self, index: int | str) -> InstancePaths:
         return InstancePaths(self.folder / "instances" / str(index))
 
+    def batch(self, stage: str, index: int | str) -> BatchPaths:
+        """The job of ``stage`` ("fit" or "evaluate") over the experiment's batch ``index`` of instances."""
+        return BatchPaths(self.folder / "batches", stage, index)
+
     @property
     def writer_data(self) -> Path:
         return self.folder / "writer_data.parquet"
@@ -143,8 +171,8 @@ class ExperimentPaths:
 
     def written(self) -> list[Path]:
         """Every file and folder an experiment's stages write here (what replacing an experiment removes)."""
-        return [self.folder / "instances", self.optimize.folder, self.tensorboard, self.writer_data, self.evaluation,
-                self.summary, self.learning_curve_plot, self.evaluation_plot, self.aggregate_log]
+        return [self.folder / "instances", self.folder / "batches", self.optimize.folder, self.tensorboard,
+                self.writer_data, self.evaluation, self.summary, self.learning_curve_plot, self.evaluation_plot, self.aggregate_log]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rlpipe.io.arrow import read_metadata
 from rlpipe.io.checkpoint import read_pickle_checkpoint, write_pickle_checkpoint
 from rlpipe.io.imports import import_object, importable_path
 from rlpipe.io.paths import ExperimentPaths, InstancePaths
@@ -136,10 +137,7 @@ def pipeline_record(folder: Path) -> dict[str, Any]:
 
 def _pipeline_eval_kwargs(folder: Path) -> dict[str, Any] | None:
     """The eval_kwargs recorded in an instance's evaluation table, if it was evaluated."""
-    import pyarrow.parquet as pq
-
     table = folder / "instances" / "0" / "evaluation.parquet"
     if not table.is_file():
         return None
-    metadata = pq.read_schema(table).metadata or {}
-    return json.loads(metadata.get(b"rlpipe", b"{}")).get("eval_kwargs")
+    return read_metadata(table).get("eval_kwargs")

@@ -19,29 +19,32 @@ from rlpipe.io.logs import configure_logging
 
 
 def _fit(args: argparse.Namespace) -> None:
-    from rlpipe.core.fitting import fit_instance
-    from rlpipe.core.tasks import FitTask, RunSettings
-    from rlpipe.io.paths import InstancePaths
+    from rlpipe.core.batches import fit_batch
+    from rlpipe.core.tasks import RunSettings, TaskBatch
+    from rlpipe.io.paths import ExperimentPaths
 
-    fit_instance(FitTask.from_json(args.task), InstancePaths(Path(args.instance_dir)), RunSettings.from_json(args.run))
+    fit_batch(TaskBatch.from_json(args.task), ExperimentPaths(Path(args.experiment_dir)), args.batch,
+              RunSettings.from_json(args.run))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from rlpipe.core.evaluation import evaluate_instance
-    from rlpipe.core.tasks import EvalTask, RunSettings
-    from rlpipe.io.paths import InstancePaths
+    from rlpipe.core.batches import evaluate_batch
+    from rlpipe.core.tasks import RunSettings, TaskBatch
+    from rlpipe.io.paths import ExperimentPaths
 
-    paths = InstancePaths(Path(args.instance_dir))
-    evaluate_instance(EvalTask.from_json(args.task), paths.checkpoint, paths.evaluation, RunSettings.from_json(args.run))
+    evaluate_batch(TaskBatch.from_json(args.task), ExperimentPaths(Path(args.experiment_dir)), args.batch,
+                   RunSettings.from_json(args.run))
 
 
 def _aggregate(args: argparse.Namespace) -> None:
     from rlpipe.core.aggregation import aggregate_experiment
+    from rlpipe.core.batches import check_batch_outputs
     from rlpipe.core.tasks import AggregateTask
     from rlpipe.io.paths import ExperimentPaths
 
     task = AggregateTask.from_json(args.task)
     paths = ExperimentPaths(Path(args.experiment_dir))
+    check_batch_outputs(paths, [Path(record) for record in args.batch_records])
     aggregate_experiment(task, [paths.instance(i) for i in task.instances], paths)
 
 
@@ -87,22 +90,37 @@ def _optimize_select(args: argparse.Namespace) -> None:
 def _validate(args: argparse.Namespace) -> None:
     from rlpipe.spec.config import load_config_file
     from rlpipe.spec.experiment import validate_study
+    from rlpipe.spec.sweeps import sweep_lines
 
     # tuning: also the checks a plain Snakemake run leaves to the optimize target (they import Optuna)
     study = validate_study(load_config_file(args.config), tuning=True, source=args.config)
-    print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
+    if not study.sweep_points:
+        print(f"{args.config}: valid ({len(study.experiments)} experiments: {', '.join(study.experiments)})")
+        return
+    # With sweeps, what they expand into: a sweep of a thousand points is summed up, not listed.
+    n_fit = {name: spec.n_fit for name, spec in study.experiments.items()}
+    print(f"{args.config}: valid ({len(n_fit)} experiments, {sum(n_fit.values())} instances)")
+    written = [name for name in study.experiments if name not in study.sweep_points]
+    if written:
+        print(f"  experiments: {', '.join(written)}")
+    print("\n".join(sweep_lines(study.sweep_points, n_fit)))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlpipe", description=__doc__.splitlines()[0])
     stages = parser.add_subparsers(dest="stage", required=True)
-    for name, handler, folder in (("fit", _fit, "--instance-dir"), ("evaluate", _evaluate, "--instance-dir"),
-                                  ("aggregate", _aggregate, "--experiment-dir")):
+    for name, handler in (("fit", _fit), ("evaluate", _evaluate), ("aggregate", _aggregate)):
         stage = stages.add_parser(name, help=f"{name} stage (called by the Snakemake rule)")
-        stage.add_argument("--task", required=True, help="the task as JSON: what the stage computes")
-        if name != "aggregate":
+        batched = name != "aggregate"
+        stage.add_argument("--task", required=True, help="what the stage computes, as JSON: "
+                           + ("a batch of instances' tasks" if batched else "the aggregate task"))
+        if batched:
             stage.add_argument("--run", default="{}", help="the run settings as JSON: how the stage runs")
-        stage.add_argument(folder, required=True, help="folder of the outputs (layout of rlpipe.io.paths)")
+            stage.add_argument("--batch", required=True, type=int, help="index of the batch (names the job's record)")
+        stage.add_argument("--experiment-dir", required=True, help="the experiment's folder (layout of rlpipe.io.paths)")
+        if not batched:
+            stage.add_argument("batch_records", nargs="*", metavar="RECORD",
+                               help="records of the fit and evaluate jobs: their instances' files are checked first")
         stage.set_defaults(handler=handler)
     worker = stages.add_parser("optimize-worker", help="run trials of an experiment's hyperparameter study")
     worker.add_argument("--task", required=True, help="the optimize task as JSON")
@@ -152,6 +170,16 @@ def _describe(args: argparse.Namespace) -> str:
         task = json.loads(getattr(args, "task", "") or "{}")
     except ValueError:
         return ""
+    if "first" in task:  # a batch of instances
+        task = {**task["first"], "instances": task.get("instances", [])}
     parts = [f"experiment '{task['experiment']}'"] if "experiment" in task else []
-    parts += [f"instance {task['instance']}"] if "instance" in task else []
+    parts += [f"instance {task['instance']}"] if "instance" in task and "instances" not in task else []
+    parts += [_instances(task["instances"])] if task.get("instances") else []
     return f" ({', '.join(parts)})" if parts else ""
+
+
+def _instances(instances: list[int]) -> str:
+    if len(instances) == 1:
+        return f"instance {instances[0]}"
+    return f"instances {instances[0]}-{instances[-1]}" if instances == list(range(instances[0], instances[-1] + 1)) \
+        else f"instances {', '.join(map(str, instances))}"

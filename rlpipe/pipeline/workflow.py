@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,6 +18,8 @@ from rlpipe.spec.experiment import Study, check_tuning, validate_study
 from rlpipe.spec.schema import config_schema
 
 PATHS = StudyPaths()
+# The resources of every fit, evaluate and optimize-worker job (the schema fills them in for each experiment).
+RESOURCE_KEYS = ("runtime", "mem_mb", "cpus_per_task", "gpu")
 # The experiment wildcard matches exactly the names the schema allows.
 EXPERIMENT_PATTERN = config_schema()["properties"]["experiments"]["propertyNames"]["pattern"].strip("^$")
 
@@ -72,19 +74,41 @@ def _exit(error: ConfigError) -> NoReturn:
     sys.exit(f"rlpipe: {error}\nNo job was run; nothing under results/ was changed.")
 
 
-def fit_task_json(study: Study, experiment: str, instance: str) -> str:
-    """What a fit job computes, as JSON: the rule's params, so the rerun trigger."""
-    return tasks.fit_task(study.experiment(experiment), study.root, int(instance)).to_json()
-
-
-def eval_task_json(study: Study, experiment: str, instance: str) -> str:
-    return tasks.eval_task(study.experiment(experiment), study.root, int(instance)).to_json()
+def batch_task_json(study: Study, experiment: str, stage: str, batch: str) -> str:
+    """What a fit or evaluate job (a batch of instances) computes, as JSON: the rule's params, so the rerun trigger."""
+    return tasks.task_batch(stage, study.experiment(experiment), study.root, int(batch)).to_json()
 
 
 def run_settings(study: Study, experiment: str) -> tasks.RunSettings:
     """How the experiment's fit and evaluate jobs run. A param of this type is not recorded by Snakemake (only
     builtin values are), so changing it reruns no job; the shell command receives its JSON."""
     return tasks.run_settings(study.experiment(experiment))
+
+
+def batch_records(study: Study, experiment: str, stage: str) -> list[str]:
+    """The records of every ``stage`` job ("fit" or "evaluate") of ``experiment``: one per batch of instances."""
+    paths = PATHS.experiment(experiment)
+    return [str(paths.batch(stage, b).record) for b in range(len(tasks.job_batches(study.experiment(experiment))))]
+
+
+def threads(study: Study, experiment: str) -> int:
+    """Cores of one of the experiment's jobs (``resources.cpus_per_task``)."""
+    return study.experiment(experiment).resources["cpus_per_task"]
+
+
+def job_resources(study: Study, keys: Sequence[str] = ()) -> dict[str, Callable[[Any], Any]]:
+    """The ``resources`` of a fit, evaluate or optimize-worker rule, from each experiment's ``resources``: the
+    runtime, memory, cores and GPUs every experiment has (defaults filled in), and the optional SLURM keys some
+    experiment sets (the others get none of them). ``keys`` overrides which keys are given (e.g. without runtime)."""
+    wanted = keys or [*RESOURCE_KEYS, *sorted({key for spec in study.experiments.values()
+                                               for key in spec.resources if key not in RESOURCE_KEYS})]
+    return {key: _resource(study, key) for key in wanted}
+
+
+def _resource(study: Study, key: str) -> Callable[[Any], Any]:
+    def value(wildcards: Any) -> Any:
+        return study.experiment(wildcards.experiment).resources.get(key)
+    return value
 
 
 def aggregate_task_json(study: Study, experiment: str) -> str:
@@ -141,12 +165,6 @@ def writeback_config_files(configfiles: Sequence[str]) -> str:
     """The ``--config-files`` of an optimize select job: every config file in use, in order, quoted for the shell
     (the write-back validates them merged, the edited one included)."""
     return " ".join(shlex.quote(str(f)) for f in configfiles)
-
-
-def instance_files(study: Study, experiment: str, kind: str) -> list[str]:
-    """``kind`` (an InstancePaths attribute) of every instance of ``experiment``."""
-    paths = PATHS.experiment(experiment)
-    return [str(getattr(paths.instance(i), kind)) for i in range(study.experiment(experiment).n_fit)]
 
 
 def summary_files(study: Study) -> list[str]:

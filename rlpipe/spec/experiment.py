@@ -4,7 +4,8 @@ A config entry (``experiments.<name>`` of a YAML file) and the arguments of ``Ex
 become an :class:`ExperimentSpec` through :func:`experiment_spec`, which checks them the same way (the
 schema, then what the schema cannot say: the agent class and the keywords it accepts, the envs, what
 the experiment asks of the agent, the optimize section) and reports every problem at once, one line
-per problem naming the key. The Python API may put classes and callables where a config has import
+per problem naming the key. The experiments a config's sweeps expand into (``rlpipe.spec.sweeps``) are checked
+the same way. The Python API may put classes and callables where a config has import
 paths. Every task of both drivers is built from a spec (``rlpipe.core.tasks``), and a spec converts
 back to a config entry with :meth:`ExperimentSpec.to_config`.
 """
@@ -28,6 +29,7 @@ from rlpipe.runtime.keywords import rejected_keywords
 from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS, unaccepted_init_kwargs
 from rlpipe.spec.optimize import optimize_problems, sampler_kwargs_problems
 from rlpipe.spec.schema import check_schema, under
+from rlpipe.spec.sweeps import SweepPoint, expand_sweeps
 
 _PLACEHOLDER_ENV = "python-object"  # what the schema sees in place of an env given as a Python object
 
@@ -55,6 +57,8 @@ class ExperimentSpec:
     learning_curve: dict[str, Any] = field(default_factory=dict)
     allow_pickle: bool = False
     optimize: dict[str, Any] | None = None
+    instances_per_job: int | str = "auto"
+    resources: dict[str, Any] = field(default_factory=dict)
 
     @property
     def agent_path(self) -> str:
@@ -80,7 +84,8 @@ class ExperimentSpec:
             entry["eval_env"] = env_to_config(self.eval_env, "eval_env")
         entry.update(init_kwargs=self.init_kwargs, fit_budget=self.fit_budget, fit_kwargs=self.fit_kwargs,
                      eval_kwargs=self.eval_kwargs, n_fit=self.n_fit, writer=self.writer,
-                     learning_curve=self.learning_curve, allow_pickle=self.allow_pickle)
+                     learning_curve=self.learning_curve, allow_pickle=self.allow_pickle,
+                     instances_per_job=self.instances_per_job, resources=self.resources)
         if self.init_kwargs_per_instance is not None:
             entry["init_kwargs_per_instance"] = list(self.init_kwargs_per_instance)
         if self.n_checkpoints is not None:
@@ -92,11 +97,14 @@ class ExperimentSpec:
 
 @dataclass(frozen=True)
 class Study:
-    """A validated config: the root seed, report settings, and its experiments' specs."""
+    """A validated config: the root seed, report settings, and its experiments' specs: those written out, then those
+    of its sweeps, whose points are in ``sweep_points`` by experiment name (what ``rlpipe validate`` shows; no task
+    holds them, so an experiment of a sweep computes what the same experiment written out does)."""
 
     seed: int
     report: dict[str, Any]
     experiments: dict[str, ExperimentSpec]
+    sweep_points: dict[str, SweepPoint] = field(default_factory=dict)
 
     @property
     def root(self) -> np.random.SeedSequence:
@@ -113,8 +121,9 @@ class Study:
 def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: str | None = None) -> Study:
     """Validate a config (not modified) and return its :class:`Study`, defaults filled in.
 
-    Raises :class:`ConfigError` listing every problem, one line each naming its key (``experiments.<name>.<key>``),
-    under "invalid config (``source``)". The keywords of Optuna samplers are only checked with ``tuning``
+    Raises :class:`ConfigError` listing every problem, one line each naming its key (``experiments.<name>.<key>``,
+    ``sweeps.<sweep>.<key>``, or ``sweeps.<sweep> (<name>).<key>`` for one experiment of a sweep), under "invalid
+    config (``source``)". The keywords of Optuna samplers are only checked with ``tuning``
     (``rlpipe validate``; the Snakefile checks them with :func:`check_tuning` when it plans optimize jobs), so
     that validating a config (in every job of a cluster run) does not import Optuna.
     """
@@ -135,11 +144,19 @@ def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: s
         problems += under(f"experiments.{name}", lines)
         if spec is not None:
             specs[name] = spec
+    expansion = expand_sweeps(filled.get("sweeps"), check.rejected, entries)
+    problems += expansion.problems
+    for name, entry in expansion.entries.items():
+        spec, lines = _checked_spec(name, entry, None, True)
+        problems += under(f"sweeps.{expansion.points[name].sweep} ({name})", lines)
+        if spec is not None:
+            specs[name] = spec
     if tuning:
         problems += _tuning_lines(specs.values())
     if problems:
-        raise ConfigError.listing(_invalid_config(source), problems)
-    return Study(seed=filled["seed"], report=filled["report"], experiments=specs)
+        # A float YAML read as a string in a sweep is found by the config's check and by its key's: listed once.
+        raise ConfigError.listing(_invalid_config(source), list(dict.fromkeys(problems)))
+    return Study(seed=filled["seed"], report=filled["report"], experiments=specs, sweep_points=expansion.points)
 
 
 def check_tuning(study: Study, experiments: Sequence[str] | None = None, *, source: str | None = None) -> None:
@@ -232,7 +249,8 @@ def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | No
         fit_kwargs=dict(entry["fit_kwargs"]), eval_kwargs=dict(entry["eval_kwargs"]), n_fit=n_fit,
         n_checkpoints=entry.get("n_checkpoints"), writer=dict(entry["writer"]),
         learning_curve=dict(entry["learning_curve"]), allow_pickle=entry["allow_pickle"],
-        optimize=None if section is None else dict(section),
+        optimize=None if section is None else dict(section), instances_per_job=entry["instances_per_job"],
+        resources=dict(entry["resources"]),
     ), []
 
 

@@ -37,7 +37,7 @@ N_INSTANCES = 8
 
 def study_config(agent: str, env: str, budget: int) -> dict:
     return {"seed": 0, "experiments": {"bench": {
-        "agent": agent, "train_env": env, "fit_budget": budget, "n_fit": N_INSTANCES,
+        "agent": agent, "train_env": env, "fit_budget": budget, "n_fit": N_INSTANCES, "instances_per_job": 1,
         "writer": {"print_log": False}, "eval_kwargs": {"eval_horizon": 500, "n_simulations": 2},
     }}}
 
@@ -97,7 +97,7 @@ def main() -> None:
     side_by_side = time_bare_side_by_side(config)
     with tempfile.TemporaryDirectory() as tmp:
         experiment = StudyPaths().experiment("bench")
-        fit_targets = [str(experiment.instance(i).checkpoint) for i in range(N_INSTANCES)]
+        fit_targets = [str(experiment.batch("fit", i).record) for i in range(N_INSTANCES)]  # jobs of one instance
         pipeline = time_pipeline(config, Path(tmp), fit_targets)
     with tempfile.TemporaryDirectory() as tmp:
         full = time_pipeline(config, Path(tmp), [])

@@ -75,7 +75,7 @@ def test_written_holds_every_output_of_an_experiment_and_nothing_outside_it():
     experiment = ExperimentPaths(Path("out/dqn"))
     written = experiment.written()
     assert len(written) == len(set(written))
-    assert set(written) == set(_path_properties(experiment).values()) | {Path("out/dqn/instances")}
+    assert set(written) == set(_path_properties(experiment).values()) | {Path("out/dqn/instances"), Path("out/dqn/batches")}
     assert all(path.parent == experiment.folder for path in written)
     assert experiment.instance(0).folder.is_relative_to(Path("out/dqn/instances"))
 

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from rlpipe.core.evaluation import evaluate_instance
-from rlpipe.io.paths import InstancePaths
+from rlpipe.io.paths import ExperimentPaths, InstancePaths
 from rlpipe.spec.experiment import validate_study
 
 from snakemake_runner import RLPIPE, SNAKEFILE, ok, run_snakemake
-from study_tasks import eval_task, fit_task, run_settings
+from study_tasks import eval_task, run_settings, task_batch
 
 pytestmark = pytest.mark.e2e
 
@@ -43,10 +43,11 @@ CHUNK = 30000 // 8
 KILLS = [(1, 0.0), (3, 0.05), (6, 0.1)]
 
 
-def fit_command(folder: Path) -> list[str]:
-    study = validate_study(CONFIG)
-    task, run = fit_task(study, "pg", 0).to_json(), str(run_settings(study, "pg"))
-    return [RLPIPE, "fit", "--task", task, "--run", run, "--instance-dir", str(folder)]
+def fit_command(experiment: Path, config: dict = CONFIG) -> list[str]:
+    """The command of the fit job of the experiment's first batch (its only one, in CONFIG)."""
+    study = validate_study(config)
+    task, run = task_batch(study, "pg", "fit", 0).to_json(), str(run_settings(study, "pg"))
+    return [RLPIPE, "fit", "--task", task, "--run", run, "--batch", "0", "--experiment-dir", str(experiment)]
 
 
 def wait_for_progress(progress: Path, budget: int, process: subprocess.Popen) -> None:
@@ -92,16 +93,17 @@ def assert_same_outputs(ours: Path, reference: Path) -> None:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("reference") / "instance"
-    subprocess.run(fit_command(folder), check=True, capture_output=True, timeout=300)
-    return folder
+    experiment = tmp_path_factory.mktemp("reference") / "pg"
+    subprocess.run(fit_command(experiment), check=True, capture_output=True, timeout=300)
+    return ExperimentPaths(experiment).instance(0).folder
 
 
 @pytest.mark.parametrize("chunks, delay", KILLS)
 def test_a_killed_fit_resumes_after_its_last_saved_chunk(tmp_path: Path, uninterrupted: Path, chunks: int,
                                                           delay: float) -> None:
-    folder = tmp_path / "instance"
-    job = subprocess.Popen(fit_command(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    experiment = tmp_path / "pg"
+    folder = ExperimentPaths(experiment).instance(0).folder
+    job = subprocess.Popen(fit_command(experiment), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_progress(InstancePaths(folder).progress / "progress.json", chunks * CHUNK, job)
     time.sleep(delay)
     job.send_signal(signal.SIGKILL)
@@ -110,7 +112,7 @@ def test_a_killed_fit_resumes_after_its_last_saved_chunk(tmp_path: Path, uninter
     assert not InstancePaths(folder).fit_record.exists()  # nothing vouches for a half-done fit
     saved = json.loads((InstancePaths(folder).progress / "progress.json").read_text())["budget_done"]
     assert saved >= chunks * CHUNK
-    result = subprocess.run(fit_command(folder), capture_output=True, text=True, timeout=300)
+    result = subprocess.run(fit_command(experiment), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     record = json.loads(InstancePaths(folder).fit_record.read_text())
     assert record["resumed_at"] == saved and sum(record["chunks"]) == 30000 - saved  # it resumed, it did not refit
@@ -135,3 +137,30 @@ def test_snakemake_killed_mid_fit_resumes_with_rerun_incomplete(tmp_path: Path, 
     assert "resuming pg[0] after" in (folder / "fit.log").read_text(), result.stderr
     assert json.loads((folder / "fit.json").read_text())["resumed_at"] >= 2 * CHUNK
     assert_same_outputs(folder, uninterrupted)
+
+
+def test_a_killed_batch_job_resumes_after_the_instances_it_completed(tmp_path: Path, uninterrupted: Path) -> None:
+    """A job of three instances killed while fitting the second: run again, it keeps the first (not refitted: its
+    files are untouched) and resumes the second after its last chunk, to the numbers of an uninterrupted fit."""
+    config = json.loads(json.dumps(CONFIG))
+    config["experiments"]["pg"].update(n_fit=3, instances_per_job=3)
+    experiment = tmp_path / "pg"
+    paths = ExperimentPaths(experiment)
+    job = subprocess.Popen(fit_command(experiment, config), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_progress(paths.instance(1).progress / "progress.json", 2 * CHUNK, job)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert job.returncode == -signal.SIGKILL, "the job finished before the kill: lengthen it"
+    assert json.loads(paths.batch("fit", 0).progress.read_text())["done"] == [0]
+    assert not paths.batch("fit", 0).record.exists() and not paths.instance(1).fit_record.exists()
+    first = paths.instance(0).fit_record.stat().st_mtime_ns, paths.instance(0).checkpoint.read_bytes()
+
+    result = subprocess.run(fit_command(experiment, config), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "pg[0]: fitted by an earlier run of this job" in result.stderr
+    assert (paths.instance(0).fit_record.stat().st_mtime_ns, paths.instance(0).checkpoint.read_bytes()) == first
+    assert json.loads(paths.instance(1).fit_record.read_text())["resumed_at"] >= 2 * CHUNK
+    assert json.loads(paths.instance(2).fit_record.read_text())["resumed_at"] == 0
+    assert json.loads(paths.batch("fit", 0).record.read_text())["instances"] == [0, 1, 2]
+    assert not paths.batch("fit", 0).progress.exists()
+    assert_same_outputs(paths.instance(0).folder, uninterrupted)  # instance 0 of a batch of 3 = a batch of 1

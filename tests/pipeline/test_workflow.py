@@ -143,8 +143,9 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_targets_and_inputs_of_a_study() -> None:
     study = validate_study(TINY)
-    assert workflow.instance_files(study, "ql", "fit_record") == [
-        "results/ql/instances/0/fit.json", "results/ql/instances/1/fit.json"]
+    assert workflow.batch_records(study, "ql", "fit") == ["results/ql/batches/fit-0.json", "results/ql/batches/fit-1.json"]
+    assert workflow.batch_records(study, "ql", "evaluate") == [
+        "results/ql/batches/evaluate-0.json", "results/ql/batches/evaluate-1.json"]
     assert workflow.summary_files(study) == ["results/ql/summary.json", "results/rand/summary.json"]
     assert workflow.all_outputs(study)[-3:] == ["results/summary.csv", "results/summary.md", "results/comparison.png"]
     assert workflow.optimize_outputs(study) == []

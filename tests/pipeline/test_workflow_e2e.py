@@ -137,6 +137,7 @@ def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
     config["experiments"]["ql"]["writer"] = {"print_log": True, "style_log": "one_line", "log_interval": 0}
     config["experiments"]["ql"]["n_checkpoints"] = 5
     config["experiments"]["ql"]["allow_pickle"] = True
+    config["experiments"]["ql"]["resources"] = {"runtime": 5, "mem_mb": 500, "slurm_partition": "short"}
     assert "Nothing to be done" in ok(run_snakemake(tmp_path, config, "-n")).stdout
     config["experiments"]["ql"]["writer"]["maxlen"] = 1000  # which writer rows are kept: the fits rerun
     planned = ok(run_snakemake(tmp_path, config, "-n")).stdout
@@ -148,6 +149,17 @@ def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
     ok(run_snakemake(tmp_path, config))
     assert all(mtime(checkpoint("ql", i)) > fitted[i] for i in (0, 1))
     assert mtime(checkpoint("rand", 0)) == rand_fit
+
+    # instances_per_job: the regrouped jobs rerun, but keep every instance (nothing is fitted or evaluated again)
+    fitted = {i: mtime(checkpoint("ql", i)) for i in range(3)}
+    tables = {i: pd.read_parquet(episodes("ql", i)) for i in range(3)}
+    config["experiments"]["ql"]["instances_per_job"] = 2
+    ok(run_snakemake(tmp_path, config))
+    assert {i: mtime(checkpoint("ql", i)) for i in range(3)} == fitted
+    batches = tmp_path / "results" / "ql" / "batches"
+    assert [json.loads((batches / f"fit-{b}.json").read_text())["kept"] for b in (0, 1)] == [[0, 1], [2]]
+    assert [json.loads((batches / f"evaluate-{b}.json").read_text())["kept"] for b in (0, 1)] == [[0, 1], [2]]
+    assert all(pd.read_parquet(episodes("ql", i)).equals(tables[i]) for i in range(3))
 
 
 def test_same_seed_same_numbers_whatever_the_cores(tmp_path: Path, finished_run: Path) -> None:
@@ -227,8 +239,9 @@ def test_a_failing_instance_is_named_and_others_finish(tmp_path: Path) -> None:
     config["experiments"]["ql"]["init_kwargs_per_instance"] = [{}, {"learning_rate": 2.0}]  # invalid for instance 1
     result = run_snakemake(tmp_path, config, "--keep-going")
     assert result.returncode != 0
-    log = (instance_dir(tmp_path, "ql", 1) / "fit.log").read_text()
-    assert "experiment 'ql', instance 1" in log and "learning_rate must be in (0, 1]" in log
+    job_log = (tmp_path / "results" / "ql" / "batches" / "fit-1.log").read_text()
+    assert "rlpipe fit (experiment 'ql', instance 1)" in job_log and "learning_rate must be in (0, 1]" in job_log
+    assert "learning_rate must be in (0, 1]" in (instance_dir(tmp_path, "ql", 1) / "fit.log").read_text()
     assert (instance_dir(tmp_path, "ql", 0) / "agent.ckpt").is_file()
     assert (tmp_path / "results" / "rand" / "summary.json").is_file()
     assert not (instance_dir(tmp_path, "ql", 1) / "agent.ckpt").exists()
@@ -250,10 +263,11 @@ def _truncate(path: Path) -> None:
 
 def test_a_truncated_checkpoint_fails_evaluation_with_its_name(finished_run: Path, tmp_path: Path) -> None:
     workdir, others = _damaged_copy(finished_run, tmp_path, lambda ql: _truncate(ql / "instances" / "0" / "agent.ckpt"))
-    result = run_snakemake(workdir, TINY)
+    result = run_snakemake(workdir, TINY, "--forcerun", "results/ql/batches/evaluate-0.json")  # its job's record
     assert result.returncode != 0
-    log = (workdir / "results" / "ql" / "instances" / "0" / "evaluate.log").read_text()
+    log = (workdir / "results" / "ql" / "batches" / "evaluate-0.log").read_text()  # the job's log
     assert "rlpipe evaluate (experiment 'ql', instance 0):" in log and "agent.ckpt is truncated" in log
+    assert "agent.ckpt is truncated" in (workdir / "results" / "ql" / "instances" / "0" / "evaluate.log").read_text()
     assert snapshot(workdir / "results" / "rand") == others
 
 
@@ -268,7 +282,7 @@ def test_a_checkpoint_from_another_format_version_is_refused(finished_run: Path,
             np.savez(handle, **arrays, __meta__=np.array(json.dumps(meta)))
 
     workdir, others = _damaged_copy(finished_run, tmp_path, downgrade)
-    result = run_snakemake(workdir, TINY)
+    result = run_snakemake(workdir, TINY, "--forcerun", "results/ql/batches/evaluate-1.json")
     assert result.returncode != 0
     log = (workdir / "results" / "ql" / "instances" / "1" / "evaluate.log").read_text()
     assert "has format 'rlpipe-checkpoint/0'; this rlpipe reads 'rlpipe-checkpoint/1'" in log
@@ -277,7 +291,7 @@ def test_a_checkpoint_from_another_format_version_is_refused(finished_run: Path,
 
 def test_a_truncated_writer_table_fails_aggregation_with_its_name(finished_run: Path, tmp_path: Path) -> None:
     workdir, others = _damaged_copy(finished_run, tmp_path, lambda ql: _truncate(ql / "instances" / "1" / "writer.parquet"))
-    result = run_snakemake(workdir, TINY)
+    result = run_snakemake(workdir, TINY, "--forcerun", "results/ql/summary.json")
     assert result.returncode != 0
     log = (workdir / "results" / "ql" / "aggregate.log").read_text()
     assert "instances/1/writer.parquet cannot be read" in log and "experiment 'ql'" in log

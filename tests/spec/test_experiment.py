@@ -36,6 +36,8 @@ def test_minimal_config_gets_every_default():
         writer={"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None, "maxlen_by_tag": {}},
         learning_curve={"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1},
         allow_pickle=False,
+        instances_per_job="auto",  # resolved by the workflow: ceil(n_fit / 16)
+        resources={"runtime": 120, "mem_mb": 2000, "cpus_per_task": 1, "gpu": 0},
     )
 
 

@@ -1,9 +1,8 @@
 rule aggregate:
     """Gather an experiment's instances: tables, summary statistics and plots."""
     input:
-        writers=lambda w: rw.instance_files(STUDY, w.experiment, "writer"),
-        episodes=lambda w: rw.instance_files(STUDY, w.experiment, "evaluation"),
-        records=lambda w: rw.instance_files(STUDY, w.experiment, "fit_record"),
+        fitted=lambda w: rw.batch_records(STUDY, w.experiment, "fit"),
+        evaluated=lambda w: rw.batch_records(STUDY, w.experiment, "evaluate"),
     output:
         writer_data=EXPERIMENT.writer_data,
         evaluation=EXPERIMENT.evaluation,
@@ -18,4 +17,4 @@ rule aggregate:
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "rlpipe aggregate --task {params.task:q} --experiment-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe aggregate --task {params.task:q} --experiment-dir {params.folder:q} {input:q} > {log:q} 2>&1"

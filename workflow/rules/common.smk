@@ -1,12 +1,14 @@
-# Wildcard constraints and input functions shared by the rules; all logic is in rlpipe.pipeline.workflow.
+# Wildcard constraints and paths shared by the rules; all logic is in rlpipe.pipeline.workflow.
 from rlpipe.pipeline import workflow as rw
 
 RESULTS = rw.PATHS
-INSTANCE = RESULTS.experiment("{experiment}").instance("{instance}")
 EXPERIMENT = RESULTS.experiment("{experiment}")
+FIT_BATCH = EXPERIMENT.batch("fit", "{batch}")
+EVALUATE_BATCH = EXPERIMENT.batch("evaluate", "{batch}")
+JOB_RESOURCES = rw.job_resources(STUDY)
 
 
 wildcard_constraints:
     experiment=rw.EXPERIMENT_PATTERN,
-    instance=r"\d+",
+    batch=r"\d+",
     worker=r"\d+",

@@ -1,17 +1,21 @@
 rule evaluate:
-    """Evaluate one fitted instance: one row per episode."""
+    """Evaluate a batch of fitted instances: one row per episode (or per call of the agent's own eval)."""
     input:
-        checkpoint=INSTANCE.checkpoint,
+        fitted=FIT_BATCH.record,
     output:
-        episodes=INSTANCE.evaluation,
+        record=EVALUATE_BATCH.record,
     params:
-        task=lambda w: rw.eval_task_json(STUDY, w.experiment, w.instance),  # what it computes: the rerun trigger
+        task=lambda w: rw.batch_task_json(STUDY, w.experiment, "evaluate", w.batch),  # the rerun trigger
         run=lambda w: rw.run_settings(STUDY, w.experiment),  # how it runs: not recorded, never a rerun trigger
-        folder=lambda w, output: os.path.dirname(output.episodes),
+        folder=lambda w: RESULTS.experiment(w.experiment).folder,
     log:
-        INSTANCE.evaluation_log,
-    threads: 1
+        EVALUATE_BATCH.log,
+    threads: lambda w: rw.threads(STUDY, w.experiment)
+    resources:
+        **JOB_RESOURCES,
+    group:
+        "instances"
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "rlpipe evaluate --task {params.task:q} --run {params.run:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe evaluate --task {params.task:q} --run {params.run:q} --batch {wildcards.batch} --experiment-dir {params.folder:q} > {log:q} 2>&1"

@@ -1,17 +1,19 @@
 rule fit:
-    """Fit one instance of one experiment, checkpointing after each chunk of the budget."""
+    """Fit a batch of an experiment's instances (instances_per_job), checkpointing each after every chunk."""
     output:
-        checkpoint=INSTANCE.checkpoint,
-        writer=INSTANCE.writer,
-        record=INSTANCE.fit_record,
+        record=FIT_BATCH.record,
     params:
-        task=lambda w: rw.fit_task_json(STUDY, w.experiment, w.instance),  # what it computes: the rerun trigger
+        task=lambda w: rw.batch_task_json(STUDY, w.experiment, "fit", w.batch),  # what it computes: the rerun trigger
         run=lambda w: rw.run_settings(STUDY, w.experiment),  # how it runs: not recorded, never a rerun trigger
-        folder=lambda w, output: os.path.dirname(output.record),
+        folder=lambda w: RESULTS.experiment(w.experiment).folder,
     log:
-        INSTANCE.fit_log,
-    threads: 1
+        FIT_BATCH.log,
+    threads: lambda w: rw.threads(STUDY, w.experiment)
+    resources:
+        **JOB_RESOURCES,
+    group:
+        "instances"
     conda:
         "../envs/rlpipe.yaml"
     shell:
-        "rlpipe fit --task {params.task:q} --run {params.run:q} --instance-dir {params.folder:q} > {log:q} 2>&1"
+        "rlpipe fit --task {params.task:q} --run {params.run:q} --batch {wildcards.batch} --experiment-dir {params.folder:q} > {log:q} 2>&1"
