@@ -103,9 +103,10 @@ def _made_elsewhere(record: dict[str, Any], task: AgentTask, job: str) -> bool:
 
 
 def _fit_identity(files: InstancePaths) -> str | None:
-    """Which fit an evaluation evaluated: its task and when it finished (a refit changes it)."""
-    record = _read_json(files.fit_record) or {}
-    return f"{record.get('task_hash')}@{record.get('finished')}" if record else None
+    """Which fit an evaluation evaluated: its task and its checkpoint's content (a refit that changes it, after the
+    agent's code changed, say, changes it; the same numbers keep it, so the evaluation's bytes reproduce too)."""
+    record = _read_json(files.fit_record)
+    return f"{record.get('task_hash')}:{_file_digest(files.checkpoint)[:16]}" if record else None
 
 
 def _run_batch(batch: TaskBatch, paths: ExperimentPaths, job: BatchPaths, key: str,

@@ -15,7 +15,7 @@ from rlpipe.errors import ConfigError
 from rlpipe.io.paths import StudyPaths
 from rlpipe.spec.config import load_config_file, merge_configs
 from rlpipe.spec.experiment import Study, check_tuning, validate_study
-from rlpipe.spec.schema import config_schema
+from rlpipe.spec.schema import config_schema, experiment_schema
 
 PATHS = StudyPaths()
 # The resources of every fit, evaluate and optimize-worker job (the schema fills them in for each experiment).
@@ -96,13 +96,22 @@ def threads(study: Study, experiment: str) -> int:
     return study.experiment(experiment).resources["cpus_per_task"]
 
 
-def job_resources(study: Study, keys: Sequence[str] = ()) -> dict[str, Callable[[Any], Any]]:
+def job_resources(study: Study, without: Sequence[str] = ()) -> dict[str, Callable[[Any], Any]]:
     """The ``resources`` of a fit, evaluate or optimize-worker rule, from each experiment's ``resources``: the
     runtime, memory, cores and GPUs every experiment has (defaults filled in), and the optional SLURM keys some
-    experiment sets (the others get none of them). ``keys`` overrides which keys are given (e.g. without runtime)."""
-    wanted = keys or [*RESOURCE_KEYS, *sorted({key for spec in study.experiments.values()
-                                               for key in spec.resources if key not in RESOURCE_KEYS})]
-    return {key: _resource(study, key) for key in wanted}
+    experiment sets (the others get none of them), but the keys ``without`` (an optimize worker's runtime is the
+    profile's: it runs many trials)."""
+    keys = [*RESOURCE_KEYS, *sorted({key for spec in study.experiments.values() for key in spec.resources
+                                     if key not in RESOURCE_KEYS})]
+    return {key: _resource(study, key) for key in keys if key not in without}
+
+
+def study_job_resources() -> dict[str, Any]:
+    """The runtime and memory of the jobs over the whole study (compare, an optimize select job): the defaults of an
+    experiment's ``resources``. A rule that sets them keeps them when ``--default-resources`` replaces the profile's
+    (to give an account or a partition)."""
+    defaults = experiment_schema()["properties"]["resources"]["properties"]
+    return {key: defaults[key]["default"] for key in ("runtime", "mem_mb")}
 
 
 def _resource(study: Study, key: str) -> Callable[[Any], Any]:

@@ -8,6 +8,7 @@ once through Snakemake.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,31 @@ def test_targets_and_inputs_of_a_study() -> None:
     assert workflow.summary_files(study) == ["results/ql/summary.json", "results/rand/summary.json"]
     assert workflow.all_outputs(study)[-3:] == ["results/summary.csv", "results/summary.md", "results/comparison.png"]
     assert workflow.optimize_outputs(study) == []
+
+
+def test_each_job_asks_for_its_experiments_resources() -> None:
+    from types import SimpleNamespace
+
+    config = copy.deepcopy(TINY)
+    config["experiments"]["ql"]["resources"] = {"runtime": 5, "cpus_per_task": 2, "slurm_partition": "short"}
+    study = validate_study(config)
+    resources = workflow.job_resources(study)
+    assert list(resources) == ["runtime", "mem_mb", "cpus_per_task", "gpu", "slurm_partition"]
+    of = lambda name: {key: value(SimpleNamespace(experiment=name)) for key, value in resources.items()}  # noqa: E731
+    assert of("ql") == {"runtime": 5, "mem_mb": 2000, "cpus_per_task": 2, "gpu": 0, "slurm_partition": "short"}
+    assert of("rand") == {"runtime": 120, "mem_mb": 2000, "cpus_per_task": 1, "gpu": 0, "slurm_partition": None}
+    assert list(workflow.job_resources(study, without=("runtime",))) == ["mem_mb", "cpus_per_task", "gpu",
+                                                                          "slurm_partition"]
+    assert (workflow.threads(study, "ql"), workflow.threads(study, "rand")) == (2, 1)
+
+
+def test_a_jobs_task_is_its_batch_of_instances() -> None:
+    config = copy.deepcopy(TINY)
+    config["experiments"]["ql"].update(n_fit=5, instances_per_job=2)
+    study = validate_study(config)
+    assert workflow.batch_records(study, "ql", "fit") == [f"results/ql/batches/fit-{b}.json" for b in range(3)]
+    batch = json.loads(workflow.batch_task_json(study, "ql", "evaluate", "2"))
+    assert (batch["stage"], batch["instances"], batch["first"]["instance"]) == ("evaluate", [4], 4)
 
 
 def test_the_shell_prefix_runs_the_installed_command() -> None:

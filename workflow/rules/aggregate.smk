@@ -14,6 +14,8 @@ rule aggregate:
         folder=lambda w, output: os.path.dirname(output.summary),
     log:
         EXPERIMENT.aggregate_log,
+    resources:
+        **rw.job_resources(STUDY, without=("cpus_per_task", "gpu")),
     conda:
         "../envs/rlpipe.yaml"
     shell:

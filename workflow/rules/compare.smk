@@ -10,6 +10,8 @@ rule compare:
         root=RESULTS.root,
     log:
         RESULTS.compare_log,
+    resources:
+        **rw.study_job_resources(),
     conda:
         "../envs/rlpipe.yaml"
     shell:

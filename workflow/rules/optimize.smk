@@ -13,7 +13,9 @@ rule optimize_worker:
         worker=lambda w: w.worker,
     log:
         OPTIMIZE.worker_log("{worker}"),
-    threads: 1
+    threads: lambda w: rw.threads(STUDY, w.experiment)
+    resources:
+        **rw.job_resources(STUDY, without=("runtime",)),
     conda:
         "../envs/rlpipe.yaml"
     shell:
@@ -36,6 +38,8 @@ rule optimize_select:
         configfiles=rw.writeback_config_files(workflow.configfiles),  # shell-quoted: the write-back validates them merged
     log:
         OPTIMIZE.select_log,
+    resources:
+        **rw.study_job_resources(),
     conda:
         "../envs/rlpipe.yaml"
     shell:
