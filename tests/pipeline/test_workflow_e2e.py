@@ -312,3 +312,31 @@ def test_the_report_has_a_caption_for_every_plot_and_table(finished_run: Path, t
         assert (first_words in html) != (caption.name in optimize), caption.name
     for output in ("learning_curve.png", "evaluation.png", "summary.md", "summary.csv", "comparison.png"):
         assert output in html
+
+
+def test_a_sweep_runs_as_the_experiments_it_expands_into(tmp_path: Path) -> None:
+    """A 2 agents × 2 budgets grid of 2 seeds, in batches of 2, beside one experiment written out: each point is an
+    experiment of its own (folder, row of the comparison), and the point written out by hand computes the same."""
+    point = {"agent": "rlpipe.agents.QLearningAgent", "train_env": "FrozenLake-v1", "fit_budget": 300, "n_fit": 2,
+             "eval_kwargs": {"eval_horizon": 20, "n_simulations": 3}, "writer": {"print_log": False}}
+    config = {"seed": 11, "report": {"bootstrap_samples": 200},
+              "experiments": {"by-hand": point},
+              "sweeps": {"grid": {"grid": {"agent": {"ql": "rlpipe.agents.QLearningAgent",
+                                                     "random": "rlpipe.agents.RandomAgent"},
+                                           "fit_budget": [300, 600]},
+                                  "train_env": "FrozenLake-v1", "n_fit": 2, "instances_per_job": 2,
+                                  "eval_kwargs": {"eval_horizon": 20, "n_simulations": 3},
+                                  "writer": {"print_log": False}}}}
+    ok(run_snakemake(tmp_path, config))
+    names = ["grid-ql-300", "grid-ql-600", "grid-random-300", "grid-random-600"]
+    summary = pd.read_csv(tmp_path / "results" / "summary.csv")
+    assert sorted(summary.experiment) == sorted(["by-hand", *names])
+    for name in names:
+        assert [p.name for p in sorted((tmp_path / "results" / name / "batches").glob("*.json"))] == [
+            "evaluate-0.json", "fit-0.json"]  # one job of 2 instances per stage
+    # the point written out under its own name: the same seeds, so the same numbers
+    again = tmp_path / "by_name"
+    ok(run_snakemake(again, {"seed": 11, "report": {"bootstrap_samples": 200}, "experiments": {"grid-ql-300": point}}))
+    for i in range(2):
+        assert (instance_dir(again, "grid-ql-300", i) / "agent.ckpt").read_bytes() == \
+            (instance_dir(tmp_path, "grid-ql-300", i) / "agent.ckpt").read_bytes()
