@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 BENCHMARKS = Path(__file__).parent / "benchmarks"
 
@@ -24,3 +27,23 @@ def test_bench_parallel_measures_bare_fits_planning_and_add_scalar(tmp_path):
     assert 0 < bench.time_pipeline(config, tmp_path, [], dry_run=True) < 60
     assert not (tmp_path / "results").exists()  # a dry run: nothing was fitted
     assert 0 < bench.time_add_scalar(n=1000) < 1e-3
+
+
+@pytest.mark.e2e  # it runs Snakemake
+def test_bench_sweeps_plans_a_sweep_and_measures_the_overhead_at_a_tiny_size(tmp_path, capsys):
+    """Not a timing test: the sweep benchmark's plan and overhead runs complete and report numbers."""
+    bench = load("bench_sweeps")
+    out = tmp_path / "results.json"
+    results = bench.main(["--plan-shapes", "4x5", "--sizes", "8", "--greedy-sizes", "", "--instances-per-job", "8",
+                          "--check-jobs", "--json", str(out)])
+    assert json.loads(out.read_text()) == results
+    [plan] = results["plan"]
+    assert (plan["experiments"], plan["instances"]) == (4, 20)
+    assert plan["jobs"] == plan["snakemake_jobs"] == 4 * (2 * 5 + 1) + 2  # per experiment 5 fit, 5 evaluate, aggregate
+    assert 0 < plan["wall_s"] < 60 and plan["peak_rss_mb"] > 0
+    [overhead] = results["overhead"]
+    assert (overhead["instances"], overhead["jobs"]) == (8, 5)  # fit, evaluate, aggregate, compare, all
+    assert 0 < overhead["bare_s"] < overhead["pipeline_s"] < 60
+    assert overhead["overhead_per_instance"] > 0 and overhead["phases"]["jobs_own_work_s"] > 0
+    printed = capsys.readouterr().out
+    assert "4 exp × 5 seeds" in printed and "8 instances" in printed

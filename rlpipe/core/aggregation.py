@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from rlpipe.core import plots, statistics
 from rlpipe.core.evaluation import EVAL_CALL
 from rlpipe.core.tasks import AggregateTask
 from rlpipe.errors import RlpipeError
-from rlpipe.io.arrow import read_table
+from rlpipe.io.arrow import int64_array, read_table
 from rlpipe.io.atomic import save_figure, write_json, write_parquet
 from rlpipe.io.paths import ExperimentPaths, InstancePaths
 from rlpipe.io.provenance import library_versions
@@ -34,12 +35,13 @@ _LOGGER = logging.getLogger("rlpipe.core.aggregation")
 
 def read_instance_tables(instances: Sequence[int], paths: Sequence[InstancePaths], kind: str) -> pd.DataFrame:
     """Concatenate one Parquet file per instance (``kind`` = "writer" or "evaluation") with an ``instance`` column."""
-    frames = []
-    for index, instance_paths in zip(instances, paths):
-        frame = read_table(getattr(instance_paths, kind)).to_pandas()
-        frame["instance"] = np.int64(index)
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)
+    tables = []
+    for index, instance_paths in zip(instances, paths):  # joined as Arrow tables, converted to pandas once: fast for many
+        table = read_table(getattr(instance_paths, kind))
+        if "instance" in table.column_names:
+            table = table.drop_columns(["instance"])
+        tables.append(table.append_column("instance", int64_array(np.full(table.num_rows, index))))
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 
 def check_complete(task: AggregateTask, instance_paths: Sequence[InstancePaths]) -> None:

@@ -60,10 +60,14 @@ def _jitter(rng: np.random.Generator, size: int, width: float) -> np.ndarray:
 # ------------------------------------------------------------------------------ learning curves
 def _draw_instance_curves(axes: Axes, curves: pd.DataFrame) -> None:
     """Thin faint per-instance curves, one legend entry for all, so the spread behind the mean shows."""
+    from matplotlib.collections import LineCollection
+
     require_columns(curves, ("instance", "x", "value"), "curves")
-    for index, (_, curve) in enumerate(curves.sort_values(["instance", "x"]).groupby("instance", sort=True)):
-        axes.plot(curve["x"].to_numpy(), curve["value"].to_numpy(), color=INSTANCE_COLOR, linewidth=0.7,
-                  alpha=0.45, zorder=1, label="individual instances" if index == 0 else "_nolegend_")
+    lines = [np.column_stack([curve["x"].to_numpy(dtype=float), curve["value"].to_numpy(dtype=float)])
+             for _, curve in curves.sort_values(["instance", "x"]).groupby("instance", sort=True)]
+    axes.add_collection(LineCollection(lines, colors=INSTANCE_COLOR, linewidths=0.7, alpha=0.45, zorder=1,
+                                       label="individual instances"))  # one artist: fast for thousands of instances
+    axes.autoscale_view()
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,9 @@ def draw_boxes(axes: Axes, positions: np.ndarray, stats: pd.DataFrame, width: fl
               markeredgecolor="black", zorder=5, label="mean" if legend else "_nolegend_")
 
 
+MAX_INSTANCE_LABELS = 40  # x tick labels of the evaluation figure: beyond, every k-th instance is labelled
+
+
 def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "score", rows: str = "episodes") -> Figure:
     """Per-instance distributions of an evaluation metric, plus the distribution of instance means.
 
@@ -185,8 +192,9 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "score
                  linewidths=0, zorder=3, label="per-instance mean")
     axes.axvline(n + 0.75, color="0.6", linestyle="--", linewidth=0.8)
 
-    axes.set_xticks([*position_of, means_position], [*map(str, episode_stats.index), "per-instance\nmeans"],
-                    rotation=90 if n > 12 else 0)
+    labelled = np.arange(0, n, max(1, -(-n // MAX_INSTANCE_LABELS)))  # every instance, or every k-th of many
+    axes.set_xticks([*position_of.to_numpy()[labelled], means_position],
+                    [*map(str, episode_stats.index[labelled]), "per-instance\nmeans"], rotation=90 if n > 12 else 0)
     axes.set_xlim(0.4, means_position + 0.6)
     axes.set_xlabel("instance")
     axes.set_ylabel(_pretty(metric))
@@ -194,8 +202,9 @@ def evaluation_figure(evaluation: pd.DataFrame, title: str, metric: str = "score
     axes.grid(True, axis="y", alpha=0.3)
     handles, labels = axes.get_legend_handles_labels()
     order = [labels.index(label) for label in (rows, "per-instance mean", "median", "mean")]
-    axes.legend([handles[i] for i in order], [labels[i] for i in order], loc="best", frameon=False,
-                fontsize="small")
+    # beside the axes: over none of the boxes, and no search for a free spot among thousands of points
+    figure.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside right upper", frameon=False,
+                  fontsize="small")
     return figure
 
 

@@ -50,11 +50,28 @@ def check_config_file_or_exit(path: str) -> None:
 
 
 def load_study_or_exit(config: dict[str, Any], configfiles: Sequence[str]) -> Study:
-    """Validate the config; on error print every problem and exit before any job is scheduled."""
+    """Validate the config; on error print every problem and exit before any job is scheduled. A study of many jobs
+    gets a warning: Snakemake takes about a millisecond to plan each."""
     try:
-        return validate_study(config, source=_source(configfiles))
+        study = validate_study(config, source=_source(configfiles))
     except ConfigError as error:
         _exit(error)
+    warning = many_jobs_warning(study)
+    if warning:
+        print(f"rlpipe: {warning}", file=sys.stderr)
+    return study
+
+
+MANY_JOBS = 10_000  # above this many jobs, planning takes more than about 10 s
+
+
+def many_jobs_warning(study: Study) -> str | None:
+    """Why and how to plan fewer jobs, when the study has more than :data:`MANY_JOBS` fit and evaluate jobs."""
+    jobs = sum(len(tasks.job_batches(spec)) for spec in study.experiments.values())
+    if 2 * jobs <= MANY_JOBS:
+        return None
+    return (f"the study has {2 * jobs:,} fit and evaluate jobs, which Snakemake takes about a millisecond each to plan; "
+            "for cheap instances, raise instances_per_job (in a sweep's shared keys, say) for fewer, larger jobs")
 
 
 def check_tuning_or_exit(study: Study, configfiles: Sequence[str], experiments: Sequence[str] | None = None) -> None:

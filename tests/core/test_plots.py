@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 from matplotlib.figure import Figure
 
 from rlpipe.core.plots import CurvePanel, comparison_figure, evaluation_figure, learning_curves_figure
@@ -46,7 +46,10 @@ def test_learning_curves_figure_with_instances(curves: pd.DataFrame, tmp_path: P
     figure = learning_curves_figure([CurvePanel("CartPole: PPO", "episode reward", band, curves)], "environment steps")
     assert isinstance(figure, Figure) and len(figure.axes) == 1
     axes = figure.axes[0]
-    assert len(axes.lines) == 4 + 1  # one faint line per instance, one mean line
+    assert len(axes.lines) == 1  # the mean line
+    [instances] = [c for c in axes.collections if isinstance(c, LineCollection)]  # one faint line per instance
+    assert len(instances.get_segments()) == 4
+    np.testing.assert_allclose(instances.get_segments()[1][:, 1], curves[curves.instance == 1].sort_values("x")["value"])
     assert sum(isinstance(c, PolyCollection) for c in axes.collections) == 1  # the CI band
     np.testing.assert_allclose(axes.lines[-1].get_ydata(), band["mean"])
     assert axes.get_title() == "CartPole: PPO"
@@ -88,6 +91,14 @@ def evaluation() -> pd.DataFrame:
 
 def _scatters(figure: Figure) -> list[PathCollection]:
     return [c for c in figure.axes[0].collections if isinstance(c, PathCollection)]
+
+
+def test_the_evaluation_figure_of_many_instances_labels_every_kth(evaluation: pd.DataFrame) -> None:
+    many = pd.DataFrame({"instance": np.repeat(np.arange(100), 2), "score": np.arange(200.0)})
+    axes = evaluation_figure(many, title="100 instances").axes[0]
+    labels = [label.get_text() for label in axes.get_xticklabels()]
+    assert labels == [str(i) for i in range(0, 100, 3)] + ["per-instance\nmeans"]  # ceil(100 / 40) = 3
+    assert len(_scatters(axes.figure)[0].get_offsets()) == 200  # every instance is still drawn
 
 
 def test_evaluation_figure_structure(evaluation: pd.DataFrame, tmp_path: Path) -> None:

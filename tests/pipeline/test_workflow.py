@@ -177,6 +177,19 @@ def test_a_jobs_task_is_its_batch_of_instances() -> None:
     assert (batch["stage"], batch["instances"], batch["first"]["instance"]) == ("evaluate", [4], 4)
 
 
+def test_a_study_of_many_jobs_is_warned_about(capsys) -> None:
+    config = copy.deepcopy(TINY)
+    config["experiments"]["ql"].update(n_fit=4998, instances_per_job=1)
+    assert workflow.many_jobs_warning(validate_study(config)) is None  # 2 × (4998 + 2) jobs: 10,000
+    config["experiments"]["ql"]["n_fit"] = 4999
+    study = workflow.load_study_or_exit(config, ["big.yaml"])
+    assert capsys.readouterr().err == (
+        "rlpipe: the study has 10,002 fit and evaluate jobs, which Snakemake takes about a millisecond each to plan; "
+        "for cheap instances, raise instances_per_job (in a sweep's shared keys, say) for fewer, larger jobs\n")
+    config["experiments"]["ql"]["instances_per_job"] = "auto"
+    assert workflow.many_jobs_warning(validate_study(config)) is None and study.experiment("ql").n_fit == 4999
+
+
 def test_the_shell_prefix_runs_the_installed_command() -> None:
     class Settings:
         deployment_method: tuple = ()
