@@ -38,9 +38,9 @@ def read_instance_tables(instances: Sequence[int], paths: Sequence[InstancePaths
     tables = []
     for index, instance_paths in zip(instances, paths):  # joined as Arrow tables, converted to pandas once: fast for many
         table = read_table(getattr(instance_paths, kind))
-        if "instance" in table.column_names:
-            table = table.drop_columns(["instance"])
-        tables.append(table.append_column("instance", int64_array(np.full(table.num_rows, index))))
+        column = int64_array(np.full(table.num_rows, index))
+        where = table.schema.get_field_index("instance")  # an evaluation table's own column keeps its place
+        tables.append(table.set_column(where, "instance", column) if where >= 0 else table.append_column("instance", column))
     return pa.concat_tables(tables, promote_options="default").to_pandas()
 
 

@@ -5,7 +5,7 @@ rule fit:
     params:
         task=lambda w: rw.batch_task_json(STUDY, w.experiment, "fit", w.batch),  # what it computes: the rerun trigger
         run=lambda w: rw.run_settings(STUDY, w.experiment),  # how it runs: not recorded, never a rerun trigger
-        folder=str(EXPERIMENT.folder),  # a pattern, not a function: Snakemake fills in the wildcard, faster
+        folder=lambda w: RESULTS.experiment(w.experiment).folder,
     log:
         FIT_BATCH.log,
     threads: lambda w: rw.threads(STUDY, w.experiment)
