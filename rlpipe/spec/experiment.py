@@ -128,6 +128,7 @@ def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: s
     that validating a config (in every job of a cluster run) does not import Optuna.
     """
     filled = copy.deepcopy(dict(config))
+    _merge_study_resources(filled)
     experiments = filled.get("experiments")
     entries = experiments if isinstance(experiments, dict) else {}
     # Each optimize section is checked by optimize_problems, as ExperimentManager.optimize_hyperparams checks its own.
@@ -252,6 +253,18 @@ def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | No
         optimize=None if section is None else dict(section), instances_per_job=entry["instances_per_job"],
         resources=dict(entry["resources"]),
     ), []
+
+
+def _merge_study_resources(config: dict[str, Any]) -> None:
+    """Put the study's ``resources`` under each experiment's and each sweep's own (theirs win key by key), in place.
+    Study resources the schema rejects are left where they are, reported once under ``resources``."""
+    study = config.get("resources")
+    if not isinstance(study, dict) or check_schema(copy.deepcopy(study), "experiment/properties/resources").rejected:
+        return
+    for section in (config.get("experiments"), config.get("sweeps")):
+        for entry in section.values() if isinstance(section, dict) else ():
+            if isinstance(entry, dict) and isinstance(entry.get("resources", {}), dict):
+                entry["resources"] = {**study, **entry.get("resources", {})}
 
 
 def _tuning_lines(specs: Iterable[ExperimentSpec]) -> list[str]:

@@ -315,3 +315,30 @@ def test_suggestions_name_only_keys_an_experiment_may_set():
     for name in (*RESERVED_INIT_KWARGS, "_execution_metadata", "_default_writer_kwargs"):
         assert f"'{name}'" not in problem and f" {name}," not in problem and not problem.endswith(f"{name})")
     assert "learning_rate" in problem
+
+
+def test_the_studys_resources_go_under_each_experiments_and_each_sweeps_own():
+    cfg = config(resources={"mem_mb": 900, "slurm_partition": "gpu"})
+    cfg["resources"] = {"slurm_partition": "cpu", "slurm_account": "lab", "mem_mb": 500}
+    cfg["experiments"]["other"] = {"agent": "rlpipe.agents.RandomAgent", "train_env": "FrozenLake-v1", "fit_budget": 10}
+    cfg["sweeps"] = {"s": {"grid": {"fit_budget": [10, 20]}, "agent": "rlpipe.agents.RandomAgent",
+                           "train_env": "FrozenLake-v1", "resources": {"runtime": 5}}}
+    before = copy.deepcopy(cfg)
+    study = validate_study(cfg)
+    assert cfg == before  # the config itself is not changed
+    defaults = {"runtime": 120, "cpus_per_task": 1, "gpu": 0}
+    assert study.experiment("e").resources == {**defaults, "slurm_partition": "gpu", "slurm_account": "lab", "mem_mb": 900}
+    assert study.experiment("other").resources == {**defaults, "slurm_partition": "cpu", "slurm_account": "lab",
+                                                   "mem_mb": 500}
+    assert study.experiment("s-10").resources == {**defaults, "runtime": 5, "slurm_partition": "cpu",
+                                                  "slurm_account": "lab", "mem_mb": 500}
+
+
+def test_bad_study_resources_are_reported_once():
+    cfg = config()
+    cfg["experiments"]["other"] = {"agent": "rlpipe.agents.RandomAgent", "train_env": "FrozenLake-v1", "fit_budget": 10}
+    cfg["resources"] = {"mem_mb": 0, "slurm_partitio": "x"}
+    with pytest.raises(ConfigError) as error:
+        validate_study(cfg)
+    assert list(error.value.problems) == ["resources: unknown key 'slurm_partitio' (did you mean 'slurm_partition'?)",
+                                    "resources.mem_mb: 0 is less than the minimum of 1"]

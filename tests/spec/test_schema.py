@@ -19,7 +19,7 @@ def test_experiment_schema_is_the_experiment_definition():
 
 def test_config_schema_is_read_once_and_holds_the_top_level_keys():
     assert config_schema() is config_schema()
-    assert set(config_schema()["properties"]) == {"seed", "report", "experiments", "sweeps"}
+    assert set(config_schema()["properties"]) == {"seed", "report", "resources", "experiments", "sweeps"}
     assert experiment_schema() is config_schema()["$defs"]["experiment"]
 
 
@@ -68,7 +68,7 @@ def test_schema_problems_are_sorted_by_key_path():
 # ---------------------------------------------------------------------------------------------- messages
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys():
     assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1}}, "zzz": 1}) == [
-        "(top level): unknown key 'zzz' (allowed: seed, report, experiments, sweeps)"]
+        "(top level): unknown key 'zzz' (allowed: seed, report, resources, experiments, sweeps)"]
 
 
 def test_each_unknown_key_gets_its_own_line():
