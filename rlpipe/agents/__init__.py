@@ -3,6 +3,8 @@ from rlpipe.agents.base import Agent, AgentTorch, AgentWithSimplePolicy
 from rlpipe.agents.policy_gradient import PolicyGradientAgent
 from rlpipe.agents.q_learning import QLearningAgent
 from rlpipe.agents.random_agent import RandomAgent
+from rlpipe.agents.sarsa import SarsaAgent
 from rlpipe.agents.value_iteration import ValueIterationAgent
 
-__all__ = ["Agent", "AgentTorch", "AgentWithSimplePolicy", "PolicyGradientAgent", "QLearningAgent", "RandomAgent", "ValueIterationAgent"]
+__all__ = ["Agent", "AgentTorch", "AgentWithSimplePolicy", "PolicyGradientAgent", "QLearningAgent", "RandomAgent", "SarsaAgent",
+           "ValueIterationAgent"]
