@@ -179,7 +179,5 @@ def _describe(args: argparse.Namespace) -> str:
 
 
 def _instances(instances: list[int]) -> str:
-    if len(instances) == 1:
-        return f"instance {instances[0]}"
-    return f"instances {instances[0]}-{instances[-1]}" if instances == list(range(instances[0], instances[-1] + 1)) \
-        else f"instances {', '.join(map(str, instances))}"
+    """A job's instances: always consecutive (a batch, or every instance of an experiment)."""
+    return f"instance {instances[0]}" if len(instances) == 1 else f"instances {instances[0]}-{instances[-1]}"
