@@ -23,12 +23,17 @@ if not workflow.overwrite_configfiles:  # a --configfile replaces the default co
 STUDY = load_study_or_exit(config, workflow.configfiles)
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/compare.smk"
 include: "workflow/rules/optimize.smk"
+include: "workflow/rules/adastop.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

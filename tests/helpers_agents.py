@@ -113,3 +113,38 @@ class PeakAgent(Agent):
     @classmethod
     def sample_parameters(cls, trial: Any) -> dict[str, Any]:
         return {"x": trial.suggest_float("x", -1.0, 1.0), "level": trial.suggest_categorical("level", ["low", "high"])}
+
+
+class NoiseAgent(Agent):
+    """Toy agent for the tuning confirmation: its score is pure noise whatever its hyperparameters (mean 0 for every
+    setting), so a study's best trial is only the luckiest.
+
+    ``eval`` returns a part drawn from the agent's seeded rng (the same for two settings on the same seeds: common
+    random numbers cancel it) plus an equal part drawn from a generator keyed by the setting too (independent across
+    settings: no pairing cancels it). ``x`` and ``level`` are PeakAgent's search space.
+    """
+
+    name = "Noise"
+
+    def __init__(self, env: Any, x: float = 0.0, level: str = "low", **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
+        self.x, self.level = x, level
+        self.fitted = 0
+
+    def fit(self, budget: int, **kwargs: Any) -> None:
+        self.fitted += int(budget)
+
+    def eval(self, eval_horizon: int = 10, n_simulations: int = 1, gamma: float = 1.0) -> float:
+        import zlib
+
+        setting = zlib.crc32(repr((float(self.x), str(self.level))).encode())
+        own = np.random.default_rng([int(self.rng.integers(2**32)), setting])
+        return float(self.rng.normal() + own.normal())
+
+    def get_state(self) -> dict[str, Any]:
+        return {"fitted": self.fitted}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.fitted = int(state["fitted"])
+
+    sample_parameters = PeakAgent.sample_parameters

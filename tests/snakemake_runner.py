@@ -63,3 +63,23 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def snapshot(folder: Path) -> dict[str, tuple[float, bytes]]:
     """mtime and content of every file below ``folder`` (to show what a run touched)."""
     return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def report_items(report: Path) -> dict[str, dict]:
+    """``{path: {"labels": ..., "caption": <html>}}`` of every file a ``snakemake --report`` HTML file holds."""
+    import json
+    import re
+
+    text = report.read_text()
+    pattern = re.compile(r'"(results/[^"]+)": (\{"name": .*?"caption": "(?:[^"\\]|\\.)*")')
+    return {match.group(1): json.loads(match.group(2) + "}") for match in pattern.finditer(text)}
+
+
+def job_counts(text: str) -> dict[str, int]:
+    """The 'Job stats' table Snakemake prints: rule -> number of jobs ({} when nothing is to be done)."""
+    import re
+
+    if "Job stats:" not in text:
+        return {}
+    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}

@@ -26,3 +26,4 @@ def make_study(**overrides: Any):
 def leftovers(folder: Path) -> list[str]:
     """Temporary files or progress state left in ``folder``."""
     return [str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name == "progress"]
+

@@ -39,10 +39,10 @@ def test_bench_sweeps_plans_a_sweep_and_measures_the_overhead_at_a_tiny_size(tmp
     assert json.loads(out.read_text()) == results
     [plan] = results["plan"]
     assert (plan["experiments"], plan["instances"]) == (4, 20)
-    assert plan["jobs"] == plan["snakemake_jobs"] == 4 * (2 * 5 + 1) + 2  # per experiment 5 fit, 5 evaluate, aggregate
+    assert plan["jobs"] == plan["snakemake_jobs"] == 4 * (2 * 5 + 1) + 3  # per experiment 5 fit, 5 evaluate, aggregate
     assert 0 < plan["wall_s"] < 60 and plan["peak_rss_mb"] > 0
     [overhead] = results["overhead"]
-    assert (overhead["instances"], overhead["jobs"]) == (8, 5)  # fit, evaluate, aggregate, compare, all
+    assert (overhead["instances"], overhead["jobs"]) == (8, 6)  # fit, evaluate, aggregate, compare, provenance, all
     assert 0 < overhead["bare_s"] < overhead["pipeline_s"] < 60
     assert overhead["overhead_per_instance"] > 0 and overhead["phases"]["jobs_own_work_s"] > 0
     printed = capsys.readouterr().out

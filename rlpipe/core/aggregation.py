@@ -26,7 +26,7 @@ from rlpipe.errors import RlpipeError
 from rlpipe.io.arrow import int64_array, read_table
 from rlpipe.io.atomic import save_figure, write_json, write_parquet
 from rlpipe.io.paths import ExperimentPaths, InstancePaths
-from rlpipe.io.provenance import library_versions
+from rlpipe.io.provenance import software
 
 SCORE = "score"  # per evaluation row: the discounted return of an episode, or the value of the agent's own eval
 MAX_FALLBACK_TAGS = 8  # panels of the learning-curve plot when the configured tag was not logged
@@ -67,7 +67,7 @@ def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstanceP
     writer_data = read_instance_tables(instances, instance_paths, "writer")
     evaluation = read_instance_tables(instances, instance_paths, "evaluation")
     evaluation.insert(0, "experiment", task.experiment)
-    provenance = {"root_seed": task.root_seed, "task_hash": task.task_hash(), "versions": library_versions()}
+    provenance = {"root_seed": task.root_seed, "task_hash": task.task_hash(), **software()}
     write_parquet(paths.writer_data, writer_data, metadata=provenance)
     write_parquet(paths.evaluation, evaluation, metadata=provenance)
 

@@ -36,14 +36,16 @@ from rlpipe.io.arrow import read_metadata, read_table
 from rlpipe.io.atomic import write_json, write_parquet
 from rlpipe.io.logs import LOGGER_NAME
 from rlpipe.io.paths import BatchPaths, ExperimentPaths, InstancePaths
-from rlpipe.io.provenance import library_versions, stable_hash, utc_now
+from rlpipe.io.provenance import software, stable_hash, utc_now
 
 _LOGGER = logging.getLogger(__name__)
 
 
-def fit_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: RunSettings) -> dict[str, Any]:
-    """Fit the batch's instances (each into ``paths.instance(i)``) and write the job's record."""
-    job = _job_mark(batch, index)
+def fit_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: RunSettings, *, prefix: str = "") -> dict[str, Any]:
+    """Fit the batch's instances (each into ``paths.instance(i)``) and write the job's record,
+    ``batches/<prefix>fit-<index>.json`` (``prefix`` names the jobs of another flow, such as AdaStop's "adastop-",
+    whose batches are numbered apart)."""
+    job = _job_mark(batch, index, prefix)
 
     def fit(task: AgentTask) -> None:
         files = paths.instance(task.instance)
@@ -59,14 +61,15 @@ def fit_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: RunSett
         write_json(files.fit_record, {**record, "batch": job})
         return True
 
-    return _run_batch(batch, paths, paths.batch("fit", index), job, fit, keep, "fit_log")
+    return _run_batch(batch, paths, paths.batch(f"{prefix}fit", index), job, fit, keep, "fit_log")
 
 
-def evaluate_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: RunSettings) -> dict[str, Any]:
+def evaluate_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: RunSettings, *,
+                   prefix: str = "") -> dict[str, Any]:
     """Evaluate the batch's fitted instances and write the job's record. Its progress is keyed by the record of
     the fit job too, so that instances evaluated before their fits were redone are evaluated again."""
-    job = _job_mark(batch, index)
-    key = stable_hash([job, _file_digest(paths.batch("fit", index).record)])
+    job = _job_mark(batch, index, prefix)
+    key = stable_hash([job, _file_digest(paths.batch(f"{prefix}fit", index).record)])
 
     def evaluate(task: AgentTask) -> None:
         files = paths.instance(task.instance)
@@ -87,12 +90,12 @@ def evaluate_batch(batch: TaskBatch, paths: ExperimentPaths, index: int, run: Ru
         write_parquet(files.evaluation, table.replace_schema_metadata(None), metadata={**metadata, "batch": job})
         return True
 
-    return _run_batch(batch, paths, paths.batch("evaluate", index), key, evaluate, keep, "evaluation_log")
+    return _run_batch(batch, paths, paths.batch(f"{prefix}evaluate", index), key, evaluate, keep, "evaluation_log")
 
 
-def _job_mark(batch: TaskBatch, index: int) -> str:
-    """What marks an instance's files as made by this job: its place and what it computes."""
-    return f"{batch.stage}-{index}:{batch.task_hash()}"
+def _job_mark(batch: TaskBatch, index: int, prefix: str = "") -> str:
+    """What marks an instance's files as made by this job: its place (flow, stage, batch) and what it computes."""
+    return f"{prefix}{batch.stage}-{index}:{batch.task_hash()}"
 
 
 def _made_elsewhere(record: dict[str, Any], task: AgentTask, job: str) -> bool:
@@ -118,11 +121,11 @@ def _run_batch(batch: TaskBatch, paths: ExperimentPaths, job: BatchPaths, key: s
     kept: list[int] = []
     for task in tasks:
         if task.instance in done:
-            _LOGGER.info("%s[%d]: %s by an earlier run of this job", task.experiment, task.instance, _PAST[job.stage])
+            _LOGGER.info("%s[%d]: %s by an earlier run of this job", task.experiment, task.instance, _PAST[batch.stage])
             continue
         if keep(task):
             _LOGGER.info("%s[%d]: kept: %s for this task by another job", task.experiment, task.instance,
-                         _PAST[job.stage])
+                         _PAST[batch.stage])
             kept.append(task.instance)
         else:
             try:
@@ -142,13 +145,13 @@ def _run_batch(batch: TaskBatch, paths: ExperimentPaths, job: BatchPaths, key: s
         raise RlpipeError(f"{len(failed)} of {len(tasks)} instances failed ({listed}); the other "
                           f"{len(tasks) - len(failed)} are kept, and a rerun of this job resumes after them")
     record = {
-        "stage": job.stage,
+        "stage": batch.stage,  # "fit" or "evaluate", whichever flow's job (its file name says which)
         "experiment": batch.experiment,
         "instances": batch.instances,
         "kept": kept,
         "task_hashes": {str(task.instance): task.task_hash() for task in tasks},
         "batch_hash": batch.task_hash(),
-        "versions": library_versions(),
+        **software(),
         "started": started,
         "finished": utc_now(),
         "wall_time_s": time.perf_counter() - clock,

@@ -13,7 +13,7 @@ from rlpipe.io.atomic import save_figure, write_text
 from rlpipe.io.paths import StudyPaths
 
 SUMMARY_COLUMNS = ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
-                   "ci_low", "ci_high", "confidence", "fit_wall_time_s"]
+                   "ci_low", "ci_high", "confidence", "fit_wall_time_s", "git_commit"]
 
 
 def read_summaries(summary_files: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -21,6 +21,7 @@ def read_summaries(summary_files: Sequence[str | Path]) -> tuple[pd.DataFrame, p
     records = [json.loads(Path(f).read_text()) for f in summary_files]
     summary = pd.DataFrame.from_records(records)
     summary["fit_wall_time_s"] = [float(np.mean(r["fit_wall_time_s"])) for r in records]
+    summary["git_commit"] = [_commit(r.get("git") or {}) for r in records]
     per_instance = pd.DataFrame(
         [(r["experiment"], int(i), score) for r in records for i, score in r["per_instance"].items()],
         columns=["experiment", "instance", "score"],
@@ -36,11 +37,19 @@ def compare_experiments(summary_files: Sequence[str | Path], paths: StudyPaths) 
     return summary
 
 
+def _commit(git: dict) -> str | None:
+    """The commit a summary was made at, marked ``+dirty`` when the tree had uncommitted changes."""
+    if not git.get("commit"):
+        return None
+    return git["commit"][:12] + ("+dirty" if git.get("dirty") else "")
+
+
 def _markdown(summary: pd.DataFrame) -> str:
     confidence = summary["confidence"].iloc[0]
     table = summary.assign(
         **{f"{confidence:.0%} CI of mean": [f"[{lo:.3g}, {hi:.3g}]" for lo, hi in zip(summary.ci_low, summary.ci_high)]}
-    ).drop(columns=["ci_low", "ci_high", "confidence"])
+    ).drop(columns=["ci_low", "ci_high", "confidence", "git_commit"])
+    commits = ", ".join(sorted(set(summary["git_commit"].fillna("unknown"))))
     lines = [
         "# Study summary",
         "",
@@ -48,6 +57,8 @@ def _markdown(summary: pd.DataFrame) -> str:
         "with each experiment's eval gamma, or the value of its agent's own eval); statistics are over instances.",
         "",
         table.to_markdown(index=False, floatfmt=".4g"),
+        "",
+        f"Made by rlpipe at commit {commits} (see provenance.html).",
         "",
     ]
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from rlpipe.core.fitting import load_agent
 from rlpipe.core.tasks import AgentTask, EvalTask, RunSettings
 from rlpipe.io.arrow import float64_array, int64_array, string_array
 from rlpipe.io.atomic import write_parquet
-from rlpipe.io.provenance import library_versions
+from rlpipe.io.provenance import software
 from rlpipe.runtime.envs import seed_env
 from rlpipe.runtime.rollouts import run_episodes
 
@@ -77,7 +77,7 @@ def evaluate_instance(task: EvalTask, checkpoint: str | Path, output: str | Path
     allow_pickle = run is not None and run.allow_pickle
     table = evaluate_agent(load_instance_agent(task, checkpoint, allow_pickle), task)
     write_parquet(output, table, metadata={"task_hash": task.task_hash(), "eval_kwargs": task.eval_kwargs,
-                                           "root_seed": task.root_seed, "versions": library_versions(),
+                                           "root_seed": task.root_seed, **software(),
                                            **(provenance or {})})
     return table
 

@@ -25,7 +25,7 @@ from rlpipe.io.arrow import read_table
 from rlpipe.io.atomic import write_json, write_parquet
 from rlpipe.io.imports import object_path
 from rlpipe.io.paths import InstancePaths
-from rlpipe.io.provenance import library_versions, utc_now
+from rlpipe.io.provenance import software, utc_now
 from rlpipe.runtime.seeding import global_rng_state, seed_record, seed_torch, unseeded_draws
 from rlpipe.runtime.writer import DefaultWriter
 
@@ -155,7 +155,7 @@ def fit_instance(
         "task": task.record(),
         "task_hash": task.task_hash(),
         "run": json.loads(run.to_json()),
-        "versions": library_versions(),
+        **software(),
         "started": started,
         "finished": utc_now(),
         "wall_time_s": time.perf_counter() - clock,
@@ -228,7 +228,7 @@ def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_don
         raise RlpipeError(f"{type(agent).__name__}.save must write the file it is given ({checkpoint})")
     writer = agent.writer if isinstance(agent.writer, DefaultWriter) else recorded
     write_parquet(writer_file, writer.to_arrow(), metadata={"task_hash": task.task_hash(), "root_seed": task.root_seed,
-                                                           "instance": task.instance, "versions": library_versions()})
+                                                           "instance": task.instance, **software()})
     write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "budget_done": budget_done,
                                            "checkpoint": checkpoint.name, "writer": writer_file.name})
     for stale in folder.iterdir():  # earlier chunks, and temporary files of a killed save

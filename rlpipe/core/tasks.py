@@ -22,13 +22,16 @@ from rlpipe.errors import ConfigError
 from rlpipe.io.imports import import_object
 from rlpipe.io.provenance import canonical_json, json_data, stable_hash
 from rlpipe.runtime.envs import describe_env
-from rlpipe.runtime.seeding import Stream, experiment_stream, keyed_child, seed_from_record, seed_record
-from rlpipe.spec.experiment import ExperimentSpec
+from rlpipe.runtime.seeding import Stream, experiment_stream, keyed_child, name_key, seed_from_record, seed_record
+from rlpipe.spec.experiment import ExperimentSpec, Study
 from rlpipe.spec.schema import experiment_schema
 from rlpipe.spec.search_space import tuned_keys
 
 # The optimize keys that only say how much of a study to run and where it is stored: not part of its identity.
 STUDY_EXTENT_KEYS = ("n_trials", "timeout", "n_optuna_workers", "storage")
+# The optimize keys that say how a finished study's best trials are confirmed before the write-back: not part of the
+# study either (its trials do not depend on them); the confirmation jobs have their own task (ConfirmTask).
+SELECTION_KEYS = ("confirm",)
 # The chunks an additive agent is fitted in when the experiment does not say.
 DEFAULT_CHUNKS = 10
 # At most this many fit (and evaluate) jobs per experiment when its instances_per_job is "auto".
@@ -39,10 +42,11 @@ IDENTITY_WRITER_KEYS = ("maxlen", "maxlen_by_tag")
 
 @cache
 def study_setting_keys() -> tuple[str, ...]:
-    """The optimize keys that define a study (what a trial computes): the schema's, but :data:`STUDY_EXTENT_KEYS`.
-    Read from the schema on first use, so that a fit job, which only reads its task, does not parse it."""
+    """The optimize keys that define a study (what a trial computes): the schema's, but :data:`STUDY_EXTENT_KEYS` and
+    :data:`SELECTION_KEYS`. Read from the schema on first use, so that a fit job, which only reads its task, does not
+    parse it."""
     keys = experiment_schema()["properties"]["optimize"]["properties"]
-    return tuple(key for key in keys if key not in STUDY_EXTENT_KEYS)
+    return tuple(key for key in keys if key not in (*STUDY_EXTENT_KEYS, *SELECTION_KEYS))
 
 
 @cache
@@ -174,6 +178,57 @@ class OptimizeTask(_Task):
     @property
     def sampler_seed(self) -> np.random.SeedSequence:
         return self.stream(Stream.OPTIMIZE, 1)
+
+    def confirmation_seed(self, study_size: int, instance: int, purpose: int) -> np.random.SeedSequence:
+        """Seed of instance ``instance`` of every candidate confirmed once the study holds ``study_size`` trials:
+        purpose 0 fits it, 1 seeds its evaluation episodes. A stream of its own, never a trial's seed; the same for
+        every candidate (common random numbers: instance ``j`` of each candidate shares its seeds, so their score
+        differences are paired), and fresh when more trials make a new selection."""
+        return keyed_child(self.stream(Stream.OPTIMIZE, 2), int(study_size), int(instance), int(purpose))
+
+    def confirmation_statistics_seed(self, study_size: int) -> np.random.SeedSequence:
+        """Seed of the confirmation's test and intervals (Monte-Carlo flips, bootstrap) at ``study_size`` trials."""
+        return keyed_child(self.stream(Stream.OPTIMIZE, 3), int(study_size))
+
+
+# The candidate of a confirmation job that is the experiment's own init_kwargs (the others are trial ranks 0, 1, ...).
+CURRENT_CANDIDATE = "current"
+
+
+@dataclass(frozen=True)
+class ConfirmTask:
+    """What one confirmation job of a study measures, beside the study's :class:`OptimizeTask`: ``n_fit`` instances of
+    one candidate fitted on the confirmation's seeds (``OptimizeTask.confirmation_seed``) and scored.
+
+    ``candidate`` is a rank, ``"0"`` for the best distinct completed trial by search score, ``"1"`` the next…, or
+    :data:`CURRENT_CANDIDATE`: the experiment's own ``init_kwargs``, which are then part of the task (they are what it
+    measures), with ``top_k``, the ranks whose trial it may equal (then it is not fitted twice). A rank's task holds
+    neither, so writing the chosen values back into the config reruns only the current candidate's job.
+    """
+
+    candidate: str
+    n_fit: int
+    top_k: int | None = None
+    init_kwargs: dict[str, Any] | None = None
+
+    @property
+    def is_current(self) -> bool:
+        return self.candidate == CURRENT_CANDIDATE
+
+    @property
+    def rank(self) -> int:
+        """The trial rank of a candidate that is not the current one."""
+        return int(self.candidate)
+
+    def record(self) -> dict[str, Any]:
+        return json_data({f.name: getattr(self, f.name) for f in fields(self)})
+
+    def to_json(self) -> str:
+        return canonical_json(self.record())
+
+    @classmethod
+    def from_json(cls, text: str) -> "ConfirmTask":
+        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -321,6 +376,18 @@ def optimize_task(spec: ExperimentSpec, root: np.random.SeedSequence, custom_eva
     )
 
 
+def confirm_tasks(spec: ExperimentSpec) -> list[ConfirmTask]:
+    """The confirmation jobs of the spec's study: the trial ranks ``0 .. top_k - 1``, then the current init_kwargs
+    (none when its ``optimize.confirm`` is disabled)."""
+    confirm = spec.optimize["confirm"] if spec.optimize is not None else None
+    if not confirm or not confirm["enabled"]:
+        return []
+    ranks = [ConfirmTask(candidate=str(rank), n_fit=confirm["n_fit"]) for rank in range(confirm["top_k"])]
+    current = ConfirmTask(candidate=CURRENT_CANDIDATE, n_fit=confirm["n_fit"], top_k=confirm["top_k"],
+                          init_kwargs=dict(spec.init_kwargs))
+    return [*ranks, current]
+
+
 def untuned_init_kwargs(init_kwargs: dict[str, Any], agent_class: type, search_space: dict[str, Any] | None) -> dict[str, Any]:
     """The init kwargs a study shares: those it does not tune (so writing tuned values back changes nothing)."""
     tuned = set(tuned_keys(agent_class, search_space))
@@ -337,3 +404,64 @@ def _agent_fields(spec: ExperimentSpec, root: np.random.SeedSequence, instance: 
         raise IndexError(f"experiment '{spec.name}' has instances 0..{spec.n_fit - 1}, not {instance}")
     return {"experiment": spec.name, "root_seed": seed_record(root), "instance": instance, "agent": spec.agent,
             "train_env": spec.train_env, "eval_env": spec.evaluation_env, "init_kwargs": spec.instance_init_kwargs(instance)}
+
+
+# ---------------------------------------------------------------------------------------------- across environments
+# Key of the study's cross-environment statistics among the root seed's keyed children. No experiment can have this
+# name (names hold no parentheses), so these draws never coincide with an experiment's.
+CROSS_ENV_KEY = "(cross_env)"
+CROSS_ENV_PARTS = ("aggregates", "profiles", "improvement", "sample_efficiency")
+
+
+@dataclass(frozen=True)
+class CrossEnvTask:
+    """What the cross_env job computes: the metrics across environments of the study's experiments.
+
+    ``experiments`` lists, in the study's order, each experiment's ``name``, ``algorithm``, evaluation ``env`` and the
+    ``smoothing_window`` of its sample-efficiency curve; ``reference_scores`` are those of the envs the study evaluates
+    on. Its JSON is the rule's params: a change of a reference score, an algorithm or a metrics setting reruns this job
+    alone.
+    """
+
+    root_seed: dict[str, Any]
+    experiments: list[dict[str, Any]]
+    reference_scores: dict[str, dict[str, float]]
+    confidence: float
+    bootstrap_samples: int
+    profile_thresholds: list[float] | None
+    sample_efficiency: dict[str, Any]  # tag, xtag, n_points
+
+    def to_json(self) -> str:
+        return canonical_json(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "CrossEnvTask":
+        return cls(**json.loads(text))
+
+    def generator(self, part: str, *algorithms: str) -> np.random.Generator:
+        """The generator of one part of the statistics (:data:`CROSS_ENV_PARTS`) for one algorithm (or pair of
+        algorithms): a keyed child of the study's cross-env statistics stream. So a rerun draws the same numbers, and
+        a change to one part (its thresholds, say) or a new algorithm leaves the other intervals as they were."""
+        if part not in CROSS_ENV_PARTS:
+            raise ValueError(f"unknown part {part!r}; parts: {', '.join(CROSS_ENV_PARTS)}")
+        stream = keyed_child(seed_from_record(self.root_seed), name_key(CROSS_ENV_KEY), int(Stream.STATISTICS))
+        return np.random.default_rng(keyed_child(stream, name_key(part), *(name_key(name) for name in algorithms)))
+
+
+def cross_env_task(study: Study) -> CrossEnvTask:
+    """The cross_env task of a study with a ``metrics`` section (a ConfigError names the section otherwise)."""
+    if study.metrics is None:
+        raise ConfigError("the config has no metrics section, so there are no metrics across environments to compute: "
+                          "add one (see config/README.md)")
+    metrics = study.metrics
+    window = metrics["sample_efficiency"]["smoothing_window"]
+    experiments = [{"name": name, "algorithm": study.algorithm(name), "env": describe_env(spec.evaluation_env),
+                    "smoothing_window": window or spec.learning_curve["smoothing_window"]}
+                   for name, spec in study.experiments.items()]
+    envs = dict.fromkeys(experiment["env"] for experiment in experiments)
+    return CrossEnvTask(
+        root_seed=seed_record(study.root), experiments=experiments,
+        reference_scores={env: dict(metrics["reference_scores"][env]) for env in envs},
+        confidence=study.report["confidence"], bootstrap_samples=metrics["bootstrap_samples"],
+        profile_thresholds=metrics["profile_thresholds"],
+        sample_efficiency={key: metrics["sample_efficiency"][key] for key in ("tag", "xtag", "n_points")})

@@ -55,6 +55,16 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=json_default) + "\n")
 
 
+def write_csv(path: str | os.PathLike, frame: Any) -> None:
+    """Write a pandas DataFrame as CSV with a ``git_commit`` column (the commit that wrote it) unless it has one, so
+    that a table copied out of the results still says which code made it."""
+    from rlpipe.io.provenance import commit_label
+
+    if "git_commit" not in frame.columns:
+        frame = frame.assign(git_commit=commit_label())
+    write_text(path, frame.to_csv(index=False))
+
+
 def write_parquet(path: str | os.PathLike, table: Any, metadata: dict[str, Any] | None = None) -> None:
     """Write a pyarrow Table or a pandas DataFrame; ``metadata`` is stored as JSON in the file's schema."""
     import pyarrow as pa

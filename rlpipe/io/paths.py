@@ -6,6 +6,7 @@ strings such as ``"{experiment}"`` so that Snakemake rules can use them as patte
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +123,27 @@ class OptimizePaths:
     def select_log(self) -> Path:
         return self.folder / "select.log"
 
+    def confirm_record(self, candidate: int | str) -> Path:
+        """Output of the job that refits one candidate on the confirmation's seeds (a trial rank, or "current")."""
+        return self.folder / "confirm" / f"{candidate}.json"
+
+    def confirm_log(self, candidate: int | str) -> Path:
+        return self.folder / "confirm" / f"{candidate}.log"
+
+    def confirm_folder(self, candidate: int | str) -> Path:
+        """Output dir of a candidate's confirmation agents, deleted when its job ends."""
+        return self.folder / "confirm" / "work" / str(candidate)
+
+    @property
+    def confirmation(self) -> Path:
+        """One row per confirmed candidate: search and confirmed scores, interval, p-value, chosen, written."""
+        return self.folder / "confirmation.csv"
+
+    @property
+    def selection(self) -> Path:
+        """The selection's decision and why, with every candidate's per-instance confirmed scores and the seeds."""
+        return self.folder / "selection.json"
+
 
 @dataclass(frozen=True)
 class ExperimentPaths:
@@ -176,6 +198,45 @@ class ExperimentPaths:
 
 
 @dataclass(frozen=True)
+class AdastopPaths:
+    """Files of one AdaStop comparison (``<root>/adastop/<name>/``); the instances it fits stay in their experiments'
+    folders, and the jobs that fit them write ``<experiment>/batches/adastop-fit-<b>.json`` (and ``adastop-evaluate``)."""
+
+    folder: Path
+
+    def interim(self, k: int | str) -> Path:
+        """The decisions after interim ``k``, the experiments still compared, the scores so far, provenance."""
+        return self.folder / f"interim-{k}.json"
+
+    def interim_log(self, k: int | str) -> Path:
+        return self.folder / f"interim-{k}.log"
+
+    @property
+    def decisions_csv(self) -> Path:
+        return self.folder / "decisions.csv"
+
+    @property
+    def decisions_md(self) -> Path:
+        return self.folder / "decisions.md"
+
+    @property
+    def scores_csv(self) -> Path:
+        return self.folder / "scores.csv"
+
+    @property
+    def seeds_csv(self) -> Path:
+        return self.folder / "seeds.csv"
+
+    @property
+    def plot(self) -> Path:
+        return self.folder / "adastop.png"
+
+    @property
+    def report_log(self) -> Path:
+        return self.folder / "report.log"
+
+
+@dataclass(frozen=True)
 class StudyPaths:
     """Files of the whole study under ``root``."""
 
@@ -199,3 +260,70 @@ class StudyPaths:
     @property
     def compare_log(self) -> Path:
         return self.root / "compare.log"
+
+    @property
+    def cross_env(self) -> CrossEnvPaths:
+        """The metrics across environments (with a ``metrics`` section in the config)."""
+        return CrossEnvPaths(self.root / "cross_env")
+
+    @property
+    def provenance_html(self) -> Path:
+        return self.root / "provenance.html"
+
+    @property
+    def provenance_json(self) -> Path:
+        return self.root / "provenance.json"
+
+    @property
+    def provenance_log(self) -> Path:
+        return self.root / "provenance.log"
+
+    @property
+    def tuning_page(self) -> Path:
+        return self.root / "tuning.html"
+
+    @property
+    def adastop_page(self) -> Path:
+        return self.root / "adastop.html"
+
+    def page_log(self, page: str) -> Path:
+        return self.root / f"{page}_page.log"
+
+    def tuning_page_inputs(self, experiments: Iterable[str]) -> list[Path]:
+        """What the tuning page reads of each tuned experiment (written by the optimize target)."""
+        folders = [self.experiment(name).optimize for name in experiments]
+        return [f for o in folders for f in (o.selection, o.best_init_kwargs, o.history_plot, o.importance_plot)]
+
+    def adastop_page_inputs(self, comparisons: Iterable[str]) -> list[Path]:
+        """What the AdaStop page reads of each comparison (written by the adastop target)."""
+        folders = [self.adastop(name) for name in comparisons]
+        return [f for a in folders for f in (a.decisions_csv, a.seeds_csv, a.plot)]
+
+    def adastop(self, name: str) -> AdastopPaths:
+        """The files of AdaStop comparison ``name`` of the config's ``adastop`` section."""
+        return AdastopPaths(self.root / "adastop" / name)
+
+
+@dataclass(frozen=True)
+class CrossEnvPaths:
+    """Files of the metrics across environments (``<root>/cross_env/``): tables as CSV (and Markdown and LaTeX for
+    those a paper shows), figures as PNG and PDF."""
+
+    folder: Path
+
+    @property
+    def scores(self) -> Path:
+        """Every run's raw and normalised score, with its algorithm and env."""
+        return self.folder / "scores.csv"
+
+    def table(self, name: str, suffix: str = "csv") -> Path:
+        """``aggregates``, ``improvement``, ``profiles`` or ``sample_efficiency`` as ``csv``, ``md`` or ``tex``."""
+        return self.folder / f"{name}.{suffix}"
+
+    def figure(self, name: str, suffix: str = "png") -> Path:
+        """The figure of ``name`` (as :meth:`table`) as ``png`` or ``pdf``."""
+        return self.folder / f"{name}.{suffix}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "cross_env.log"

@@ -6,9 +6,11 @@ import functools
 import hashlib
 import json
 import platform
+import subprocess
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +19,7 @@ from rlpipe.io.imports import object_path
 
 _MAX_DEPTH = 32  # objects nested deeper than this (or cyclic) are recorded by their type only
 
-TRACKED_PACKAGES = ("numpy", "gymnasium", "pyarrow", "pandas", "optuna", "snakemake")
+TRACKED_PACKAGES = ("numpy", "gymnasium", "pyarrow", "pandas", "scipy", "optuna", "adastop", "snakemake")
 
 
 def library_versions() -> dict[str, str]:
@@ -31,6 +33,53 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict[str, Any]:
+    """The git commit of the rlpipe source tree that runs (its workflow, stages and built-in agents), and whether it
+    had changes not committed (untracked files count: a new agent file changes results as much as an edited one).
+
+    Both are None where rlpipe is not a git checkout (an installed wheel), so that a record never names a commit
+    that did not make it. Cached: one ``git`` call per process.
+    """
+    import rlpipe
+
+    source = Path(rlpipe.__file__).resolve().parents[1]
+    unknown: dict[str, Any] = {"commit": None, "dirty": None}
+    try:
+        top = _git(source, "rev-parse", "--show-toplevel")
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != source:
+            return unknown
+        commit, status = _git(source, "rev-parse", "HEAD"), _git(source, "status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):  # no git on this machine
+        return unknown
+    return {"commit": commit.stdout.strip() if commit.returncode == 0 else None,
+            "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
+
+
+def _git(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30, check=False)
+
+
+def commit_label() -> str:
+    """The commit in a table's footer or column: 12 hex digits, ``+dirty`` with uncommitted changes, else "unknown"."""
+    git = code_version()
+    if not git["commit"]:
+        return "unknown"
+    return git["commit"][:12] + ("+dirty" if git["dirty"] else "")
+
+
+def software() -> dict[str, Any]:
+    """What every record notes about the code that made it: the library versions and the git commit."""
+    return {"versions": library_versions(), "git": code_version()}
+
+
+def files_state(files: Iterable[Path]) -> str:
+    """A digest of which of ``files`` exist, with their sizes and modification times: as a rule's params, it reruns
+    the rule when another target rewrites files the rule reads but does not take as inputs."""
+    entries = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else [str(f)] for f in files]
+    return stable_hash(entries)
 
 
 def canonical_json(obj: Any) -> str:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from adastop import MultipleAgentsComparator
 
+from rlpipe.core.adastop import compared_agents
 from rlpipe.core.hypothesis_tests import check_method, compare_scores
 from rlpipe.manager.experiment_manager import DEFAULT_OUTPUT_DIR, ExperimentManager
 from rlpipe.runtime.seeding import keyed_child
@@ -193,10 +194,9 @@ class AdastopComparator(MultipleAgentsComparator):
             print(f"{first} vs {second}: {self.decisions[str(pair)]}")
 
     def _agents_in_comparisons(self) -> list[int]:
-        """Indices of the agents that still appear in an undecided comparison (all of them before the start)."""
-        if self.current_comparisons is None:
-            return list(range(len(self.n)))
-        return np.unique(np.asarray(self.current_comparisons, dtype=int)).tolist()
+        """Indices of the agents that still appear in an undecided comparison (all of them before the start): the
+        pipeline's AdaStop flow asks the same of its comparator."""
+        return compared_agents(self, len(self.n))
 
     def _interim_manager(self, kwargs: dict[str, Any], name: str, n_fit: int, interim: int) -> ExperimentManager:
         """Manager of agent ``name`` at ``interim``: ``n_fit`` fresh instances, the interim's seed (the manager keys

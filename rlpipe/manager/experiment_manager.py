@@ -153,6 +153,7 @@ class ExperimentManager:
         # what a pipeline run of this experiment must allow (its agent's checkpoints are pickles).
         self.allow_pickle = True
         self.best_hyperparams: dict[str, Any] | None = None
+        self.confirmation: dict[str, Any] | None = None  # the selection of the last optimize_hyperparams (selection.json)
         self._tuned: tasks.OptimizeTask | None = None  # the task of the last optimize_hyperparams
         self._agents: dict[int, Agent] = {}
         self._eval_rng = np.random.default_rng(self._stream(Stream.MANAGER, 0))  # which instances eval_agents picks
@@ -432,7 +433,8 @@ class ExperimentManager:
                              continue_previous: bool = False, fit_fraction: float = 1.0,
                              sampler_kwargs: dict[str, Any] | None = None, disable_evaluation_writers: bool = True,
                              custom_eval_function: Callable[[list[Agent]], float] | None = None,
-                             search_space: dict[str, Any] | None = None, storage: str | None = None) -> dict[str, Any]:
+                             search_space: dict[str, Any] | None = None, storage: str | None = None,
+                             confirm: dict[str, Any] | None = None) -> dict[str, Any]:
         """Tune ``init_kwargs`` with Optuna, on the same code as the pipeline's ``optimize`` target.
 
         Runs ``n_trials`` trials (more, on top of the stored ones, with ``continue_previous``; else the
@@ -447,17 +449,27 @@ class ExperimentManager:
         Returns the best init kwargs and merges them into ``init_kwargs``. The fitted instances are
         deleted (they were fitted with other parameters): call :meth:`fit` next. Raises
         :class:`rlpipe.errors.OptimizationError` naming the first error if no trial completed.
+
+        ``confirm`` (rlpipe; the keys of a config's ``optimize.confirm``, e.g. ``{}`` for their defaults ``top_k=3,
+        n_fit=8, alpha=0.05``) confirms the study's result as the pipeline does, on the same code: the ``top_k`` best
+        trials and the current ``init_kwargs`` are refitted on fresh seeds shared by all of them, and the best
+        confirmed one replaces the current values only if a paired test shows it better. Then the return value is the
+        selected values (the current values of the tuned keys when none was shown better: ``init_kwargs`` and the
+        fitted instances are then kept), and :attr:`confirmation` the selection (also in ``selection.json`` and
+        ``confirmation.csv`` beside the trials). ``None`` (the default, rlberry's behaviour) takes the best trial. With
+        ``custom_eval_function``, each confirmed instance is scored alone: ``custom_eval_function([agent])``.
         """
-        from rlpipe.tuning import study
+        from rlpipe.tuning import confirmation, study
 
         check_choice("optuna_parallelization", optuna_parallelization, ("thread", "process"))
         settings = {"n_fit": n_fit, "sampler_method": sampler_method, "sampler_kwargs": dict(sampler_kwargs or {}),
-                    "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space}
+                    "pruner_method": pruner_method, "fit_fraction": fit_fraction, "search_space": search_space,
+                    "confirm": {"enabled": False} if confirm is None else dict(confirm)}
         section = _optimize_section(settings, {"n_trials": n_trials, "timeout": timeout,
                                                "n_optuna_workers": n_optuna_workers, "storage": storage},
                                     self.agent_class, self.init_kwargs_per_instance)
-        task = tasks.optimize_task(dataclasses.replace(self.spec, optimize=section), self.seeder.seed_seq,
-                                   custom_eval_function=custom_eval_function,
+        tuned_spec = dataclasses.replace(self.spec, optimize=section)
+        task = tasks.optimize_task(tuned_spec, self.seeder.seed_seq, custom_eval_function=custom_eval_function,
                                    writer_kwargs=None if disable_evaluation_writers else self._run_settings().writer)
         self._claim_output_dir()
         paths = self.paths.optimize
@@ -467,11 +479,17 @@ class ExperimentManager:
         jobs = [_OptimizeJob(task, paths, worker, target, self.thread_shared_data, self.worker_logging_level)
                 for worker in range(n_optuna_workers)]
         self._run(_run_optimize_job, jobs, optuna_parallelization, max_workers=n_optuna_workers)  # all at once: one timeout
-        record = study.summarize_study(task, paths)
-        self._tuned = task
-        self.best_hyperparams = dict(record["init_kwargs"])
-        self.spec = dataclasses.replace(self.spec, init_kwargs={**self.spec.init_kwargs, **self.best_hyperparams})
-        self.clear_handlers()
+        confirm_jobs = [_ConfirmJob(task, confirm_task, paths, self.thread_shared_data, self.worker_logging_level)
+                        for confirm_task in tasks.confirm_tasks(tuned_spec)]
+        records = self._run(_run_confirm_job, confirm_jobs, optuna_parallelization,
+                            max_workers=n_optuna_workers) if confirm_jobs else []
+        selection = confirmation.select_setting(task, section["confirm"], paths, records)
+        study.summarize_study(task, paths, selection=confirmation.selection_summary(selection))
+        self._tuned, self.confirmation = task, selection
+        self.best_hyperparams = dict(selection["chosen"]["init_kwargs"])
+        if selection["written"]:
+            self.spec = dataclasses.replace(self.spec, init_kwargs={**self.spec.init_kwargs, **self.best_hyperparams})
+            self.clear_handlers()
         self.save()
         return dict(self.best_hyperparams)
 
@@ -617,6 +635,22 @@ def _run_optimize_job(job: _OptimizeJob) -> dict[str, Any]:
 
     configure_logging(job.logging_level)
     return run_worker(job.task, job.paths, job.worker, job.n_trials, job.shared_data)
+
+
+class _ConfirmJob:
+    """What one confirmation of a study's candidate needs (picklable with cloudpickle, as an optimize job)."""
+
+    def __init__(self, task: tasks.OptimizeTask, confirm: tasks.ConfirmTask, paths: Any,
+                 shared_data: dict[str, Any] | None, logging_level: int | str) -> None:
+        self.task, self.confirm, self.paths = task, confirm, paths
+        self.shared_data, self.logging_level = shared_data, logging_level
+
+
+def _run_confirm_job(job: _ConfirmJob) -> dict[str, Any]:
+    from rlpipe.tuning.confirmation import measure_candidate
+
+    configure_logging(job.logging_level)
+    return measure_candidate(job.task, job.confirm, job.paths, job.shared_data)
 
 
 def _optimize_section(settings: dict[str, Any], run: dict[str, Any], agent_class: type[Agent],

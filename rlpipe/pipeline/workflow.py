@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -157,6 +157,30 @@ def optimize_worker_files(study: Study, experiment: str, configfiles: Sequence[s
     return [str(paths.worker_record(k)) for k in range(study.experiment(experiment).optimize["n_optuna_workers"])]
 
 
+def optimize_confirm_files(study: Study, experiment: str) -> list[str]:
+    """The records of the experiment's confirmation jobs: one per trial rank ``0 .. top_k - 1``, then the current
+    init_kwargs' (none when ``optimize.confirm.enabled`` is false)."""
+    paths = PATHS.experiment(experiment).optimize
+    return [str(paths.confirm_record(task.candidate)) for task in tasks.confirm_tasks(study.experiment(experiment))]
+
+
+def optimize_confirm_json(study: Study, experiment: str, candidate: str) -> str:
+    """What a confirmation job measures, as JSON (its params beside the study's task): a trial rank's task holds no
+    init_kwargs, so a write-back reruns only the job of the current init_kwargs, whose task holds them."""
+    confirm = {task.candidate: task for task in tasks.confirm_tasks(study.experiment(experiment))}
+    if candidate not in confirm:
+        raise ConfigError(f"experiment '{experiment}' confirms the candidates {', '.join(confirm) or 'none'}, "
+                          f"not '{candidate}' (optimize.confirm)")
+    return confirm[candidate].to_json()
+
+
+def optimize_confirm_settings_json(study: Study, experiment: str) -> str:
+    """The experiment's ``optimize.confirm`` as JSON: the select job's params (a new alpha reruns only it)."""
+    import json
+
+    return json.dumps(study.experiment(experiment).optimize["confirm"], sort_keys=True)
+
+
 def optimize_outputs(study: Study, configfiles: Sequence[str] = ()) -> list[str]:
     """What the ``optimize`` target builds: the best init kwargs of every experiment with an ``optimize`` section."""
     check_tuning_or_exit(study, configfiles)
@@ -193,6 +217,115 @@ def writeback_config_files(configfiles: Sequence[str]) -> str:
     return " ".join(shlex.quote(str(f)) for f in configfiles)
 
 
+def caption_facts(study: Study, experiment: str) -> dict[str, Any]:
+    """What the report's captions of an experiment state: its agent, env, number of seeds and CI method."""
+    from rlpipe.runtime.envs import describe_env
+
+    spec = study.experiment(experiment)
+    return {"name": experiment, "agent": spec.agent.__name__, "env": describe_env(spec.evaluation_env), "n_fit": spec.n_fit,
+            "fit_budget": spec.fit_budget, "confidence": f"{study.report['confidence']:.0%}",
+            "n_resamples": study.report["bootstrap_samples"]}
+
+
+def study_facts(study: Study) -> dict[str, Any]:
+    """What the captions of the study's summary state: experiments, seeds per experiment, the interval's method."""
+    seeds = sorted({spec.n_fit for spec in study.experiments.values()})
+    return {"experiments": len(study.experiments), "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}",
+            "confidence": f"{study.report['confidence']:.0%}", "n_resamples": study.report["bootstrap_samples"]}
+
+
+def experiment_labels(study: Study, figure: str) -> Callable[[Any], dict[str, str]]:
+    """Labels of an experiment's figure in the report's tables (instead of a bare file name)."""
+    def labels(wildcards: Any) -> dict[str, str]:
+        facts = caption_facts(study, wildcards.experiment)
+        return {"experiment": facts["name"], "figure": figure, "agent": facts["agent"], "env": facts["env"],
+                "seeds": str(facts["n_fit"])}
+
+    return labels
+
+
+def config_json(config: Mapping[str, Any]) -> str:
+    """The config as the run sees it (files merged, overrides applied), as JSON: the provenance job's input."""
+    import json
+
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def code_state() -> str:
+    """The git commit and dirty flag of the running rlpipe, as a params value: the provenance page is rewritten
+    when they change."""
+    from rlpipe.io.provenance import code_version
+
+    return str(code_version())
+
+
+# The metrics across environments (rlpipe.core.cross_env_comparison): tables shown in papers, in three formats, the
+# others as CSV, and a figure of each as PNG and vector PDF.
+CROSS_ENV_SHOWN = ("aggregates", "improvement")
+CROSS_ENV_FIGURES = ("aggregates", "improvement", "profiles", "sample_efficiency")
+
+
+def cross_env_outputs(study: Study) -> list[str]:
+    """The files of the cross_env job, in the order of its rule's outputs; none without a ``metrics`` section."""
+    if study.metrics is None:
+        return []
+    files = PATHS.cross_env
+    return [str(p) for p in (files.scores, *(files.table(name, suffix) for name in CROSS_ENV_SHOWN
+                                             for suffix in ("csv", "md", "tex")),
+                             files.table("profiles"), files.table("sample_efficiency"),
+                             *(files.figure(name, suffix) for name in CROSS_ENV_FIGURES for suffix in ("png", "pdf")))]
+
+
+def cross_env_task_json(study: Study) -> str:
+    """What the cross_env job computes, as JSON (its params: the rerun trigger)."""
+    return tasks.cross_env_task(study).to_json()
+
+
+def writer_data_files(study: Study) -> list[str]:
+    """Every experiment's writer data (the sample-efficiency curves read the configured tag of each)."""
+    return [str(PATHS.experiment(name).writer_data) for name in study.experiments]
+
+
+def cross_env_facts(study: Study) -> dict[str, Any]:
+    """What the captions of the metrics across environments state: the numbers of algorithms, envs and runs, the
+    interval's level and resamples, and the curves' tag."""
+    task = tasks.cross_env_task(study)
+    return {"algorithms": len({e["algorithm"] for e in task.experiments}), "envs": len(task.reference_scores),
+            "experiments": len(task.experiments), "runs": sum(spec.n_fit for spec in study.experiments.values()),
+            "confidence": f"{100 * task.confidence:.6g}%", "n_resamples": task.bootstrap_samples,
+            "tag": task.sample_efficiency["tag"]}
+
+
+def tuned_experiments(study: Study) -> list[str]:
+    return [name for name, spec in study.experiments.items() if spec.optimize is not None]
+
+
+def tuning_studies_json(study: Study) -> str:
+    """Each tuned experiment's current study name, as JSON: what the tuning page checks its results against."""
+    import json
+
+    return json.dumps({name: tasks.optimize_task(study.experiments[name], study.root).study_name
+                       for name in tuned_experiments(study)})
+
+
+def adastop_tasks_json(study: Study) -> str:
+    """Each AdaStop comparison's current task hash, as JSON: what the AdaStop page checks its results against."""
+    import json
+
+    from rlpipe.core.adastop import adastop_task
+
+    return json.dumps({name: adastop_task(spec, study.root).task_hash() for name, spec in study.adastop.items()})
+
+
+def opt_in_state(study: Study, page: str) -> str:
+    """Digest of the files the ``page`` ("tuning" or "adastop") reads: the page is rewritten when they change."""
+    from rlpipe.io.provenance import files_state
+
+    if page == "tuning":
+        return files_state(PATHS.tuning_page_inputs(tuned_experiments(study)))
+    return files_state(PATHS.adastop_page_inputs(study.adastop))
+
+
 def summary_files(study: Study) -> list[str]:
     return [str(PATHS.experiment(name).summary) for name in study.experiments]
 
@@ -204,4 +337,6 @@ def all_outputs(study: Study) -> list[str]:
         paths = PATHS.experiment(name)
         outputs += [str(p) for p in (paths.writer_data, paths.evaluation, paths.summary,
                                      paths.learning_curve_plot, paths.evaluation_plot)]
-    return outputs + [str(PATHS.summary_csv), str(PATHS.summary_md), str(PATHS.comparison_plot)]
+    pages = [str(PATHS.tuning_page)] * bool(tuned_experiments(study)) + [str(PATHS.adastop_page)] * bool(study.adastop)
+    return outputs + [str(PATHS.summary_csv), str(PATHS.summary_md), str(PATHS.comparison_plot),
+                      str(PATHS.provenance_html)] + cross_env_outputs(study) + pages

@@ -24,9 +24,11 @@ from rlpipe.agents import capabilities
 from rlpipe.agents.base import Agent
 from rlpipe.errors import ConfigError, EnvSpecError
 from rlpipe.io.imports import import_object, importable_path, object_path
-from rlpipe.runtime.envs import check_env_spec, env_to_config, is_no_env
+from rlpipe.runtime.envs import check_env_spec, describe_env, env_to_config, is_no_env
 from rlpipe.runtime.keywords import rejected_keywords
+from rlpipe.spec.adastop import AdastopSpec, adastop_specs
 from rlpipe.spec.init_kwargs import RESERVED_INIT_KWARGS, unaccepted_init_kwargs
+from rlpipe.spec.metrics import algorithm_name, metrics_problems
 from rlpipe.spec.optimize import optimize_problems, sampler_kwargs_problems
 from rlpipe.spec.schema import check_schema, under
 from rlpipe.spec.sweeps import SweepPoint, expand_sweeps
@@ -59,6 +61,7 @@ class ExperimentSpec:
     optimize: dict[str, Any] | None = None
     instances_per_job: int | str = "auto"
     resources: dict[str, Any] = field(default_factory=dict)
+    algorithm: str | None = None  # its name in the metrics across environments (None: derived, see Study.algorithm)
 
     @property
     def agent_path(self) -> str:
@@ -92,6 +95,8 @@ class ExperimentSpec:
             entry["n_checkpoints"] = self.n_checkpoints
         if self.optimize is not None:
             entry["optimize"] = self.optimize
+        if self.algorithm is not None:
+            entry["algorithm"] = self.algorithm
         return copy.deepcopy(entry)
 
 
@@ -105,6 +110,8 @@ class Study:
     report: dict[str, Any]
     experiments: dict[str, ExperimentSpec]
     sweep_points: dict[str, SweepPoint] = field(default_factory=dict)
+    adastop: dict[str, AdastopSpec] = field(default_factory=dict)  # the AdaStop comparisons, by name
+    metrics: dict[str, Any] | None = None  # the metrics section (defaults filled in), None without one
 
     @property
     def root(self) -> np.random.SeedSequence:
@@ -116,6 +123,11 @@ class Study:
             return self.experiments[name]
         except KeyError:
             raise ConfigError(f"no experiment named '{name}' (experiments: {', '.join(self.experiments)})") from None
+
+    def algorithm(self, name: str) -> str:
+        """The experiment's algorithm in the metrics across environments (``rlpipe.spec.metrics.algorithm_name``)."""
+        spec = self.experiment(name)
+        return algorithm_name(name, spec.agent, spec.algorithm, self.sweep_points.get(name))
 
 
 def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: str | None = None) -> Study:
@@ -152,12 +164,16 @@ def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: s
         problems += under(f"sweeps.{expansion.points[name].sweep} ({name})", lines)
         if spec is not None:
             specs[name] = spec
+    comparisons, adastop_lines = adastop_specs(filled.get("adastop"), specs, [*entries, *expansion.points], check.rejected)
+    problems += adastop_lines
+    problems += _metrics_lines(filled, specs, expansion.points, check.rejected)
     if tuning:
         problems += _tuning_lines(specs.values())
     if problems:
         # A float YAML read as a string in a sweep is found by the config's check and by its key's: listed once.
         raise ConfigError.listing(_invalid_config(source), list(dict.fromkeys(problems)))
-    return Study(seed=filled["seed"], report=filled["report"], experiments=specs, sweep_points=expansion.points)
+    return Study(seed=filled["seed"], report=filled["report"], experiments=specs, sweep_points=expansion.points,
+                 adastop=comparisons, metrics=filled.get("metrics"))
 
 
 def check_tuning(study: Study, experiments: Sequence[str] | None = None, *, source: str | None = None) -> None:
@@ -251,7 +267,7 @@ def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | No
         n_checkpoints=entry.get("n_checkpoints"), writer=dict(entry["writer"]),
         learning_curve=dict(entry["learning_curve"]), allow_pickle=entry["allow_pickle"],
         optimize=None if section is None else dict(section), instances_per_job=entry["instances_per_job"],
-        resources=dict(entry["resources"]),
+        resources=dict(entry["resources"]), algorithm=entry.get("algorithm"),
     ), []
 
 
@@ -265,6 +281,16 @@ def _merge_study_resources(config: dict[str, Any]) -> None:
         for entry in section.values() if isinstance(section, dict) else ():
             if isinstance(entry, dict) and isinstance(entry.get("resources", {}), dict):
                 entry["resources"] = {**study, **entry.get("resources", {})}
+
+
+def _metrics_lines(config: Mapping[str, Any], specs: Mapping[str, ExperimentSpec], points: Mapping[str, SweepPoint],
+                   rejected: Iterable[tuple]) -> list[str]:
+    """The problems of the config's metrics section that the schema cannot see, if it has one the schema accepts."""
+    section = config.get("metrics")
+    if section is None or any(path[:1] == ("metrics",) for path in rejected):
+        return []
+    return metrics_problems(section, {name: (algorithm_name(name, spec.agent, spec.algorithm, points.get(name)),
+                                             describe_env(spec.evaluation_env)) for name, spec in specs.items()})
 
 
 def _tuning_lines(specs: Iterable[ExperimentSpec]) -> list[str]:

@@ -31,15 +31,42 @@ def optimize_problems(section: dict[str, Any], agent_class: type[Agent] | None,
                       init_kwargs_per_instance: Sequence[Mapping[str, Any]] | None, *,
                       check_sampler_kwargs: bool) -> list[str]:
     """Every problem of an ``optimize`` section, as ``<key>: <problem>`` lines, its defaults filled in: the schema's;
-    then, if the schema accepts it and the agent class is known (None: it is not), its settings'; then, with
+    then, if the schema accepts it, a confirmation that could never pass (:func:`confirm_problems`); if the agent
+    class is known too (None: it is not), its settings'; then, with
     ``check_sampler_kwargs`` (which imports Optuna), the sampler's keywords."""
     check = check_schema(section, OPTIMIZE_DEFINITION)
-    if check.rejected or agent_class is None:
+    if check.rejected:
         return check.problems
-    problems = check.problems + settings_problems(section, agent_class, init_kwargs_per_instance)
+    problems = check.problems + confirm_problems(section["confirm"])
+    if agent_class is None:
+        return problems
+    problems += settings_problems(section, agent_class, init_kwargs_per_instance)
     if check_sampler_kwargs:
         problems += sampler_kwargs_problems(section["sampler_method"], section["sampler_kwargs"])
     return problems
+
+
+def smallest_confirmation_pvalue(n_fit: int) -> float:
+    """The smallest p-value the confirmation's paired sign-flip test can give on ``n_fit`` seeds: ``2**-n_fit``, or
+    1/(2**16 + 1) beyond 16 seeds (Monte-Carlo). The same as ``rlpipe.core.paired_tests.smallest_sign_flip_pvalue``
+    (a test keeps them equal); written here because validation sits below the statistics."""
+    return 0.5**n_fit if n_fit <= 16 else 1.0 / (2**16 + 1)
+
+
+def confirm_problems(confirm: Mapping[str, Any]) -> list[str]:
+    """A confirmation that could never let a candidate through: even with every paired difference positive, the
+    test's p-value stays above ``alpha / top_k`` (the Bonferroni level when ``top_k`` trials are confirmed)."""
+    if not confirm["enabled"]:
+        return []
+    n_fit, top_k, alpha = confirm["n_fit"], confirm["top_k"], confirm["alpha"]
+    if smallest_confirmation_pvalue(n_fit) <= alpha / top_k:
+        return []
+    needed = next((n for n in range(1, 18) if smallest_confirmation_pvalue(n) <= alpha / top_k), None)
+    remedy = (f"use n_fit >= {needed} (or a larger alpha, a smaller top_k)" if needed is not None
+              else "no n_fit can reach it: use a larger alpha or a smaller top_k")
+    return [f"confirm.n_fit: {n_fit} seeds are too few for the confirmation ever to pass: its paired test cannot give "
+            f"a p-value below {smallest_confirmation_pvalue(n_fit):.3g}, above alpha / top_k = {alpha}/{top_k} = "
+            f"{alpha / top_k:.3g}, so nothing would ever be written back; {remedy}"]
 
 
 def sampler_problems(method: str, sampler_kwargs: Mapping[str, Any], search_space: Mapping[str, Any] | None) -> list[str]:

@@ -73,4 +73,10 @@ def parameter_importances(study: optuna.Study, trials: list[FrozenTrial]) -> dic
 def best_init_kwargs_text(record: dict[str, Any]) -> str:
     header = (f"# Best init_kwargs of '{record['experiment']}' (trial {record['best_trial']}, score {record['best_value']:.6g}),\n"
               "# written by rlpipe's optimize stage; the `optimize` target copies init_kwargs into the config.\n")
+    selection = record.get("selection")
+    if selection is not None:  # confirmed on fresh seeds: what the config received, if anything, is said under selection
+        header = (f"# Best trial of '{record['experiment']}' by search score: {record['best_trial']} ({record['best_value']:.6g}; "
+                  "biased up, the maximum of noisy scores).\n"
+                  f"# Selection on fresh seeds: {selection['decision']}. {selection['reason']}\n"
+                  "# The config received selection.init_kwargs only if selection.written is true.\n")
     return header + yaml.safe_dump(json.loads(json.dumps(record, default=str)), sort_keys=False, width=120)

@@ -50,7 +50,7 @@ from rlpipe.core.fitting import build_agent
 from rlpipe.core.tasks import AgentTask, OptimizeTask, agent_class, episode_seeds
 from rlpipe.errors import OptimizationError
 from rlpipe.io.paths import OptimizePaths
-from rlpipe.io.provenance import library_versions, utc_now
+from rlpipe.io.provenance import software, utc_now
 from rlpipe.runtime.seeding import seed_record
 from rlpipe.spec.config import plain_value
 from rlpipe.spec.search_space import sample_init_kwargs
@@ -80,7 +80,8 @@ def open_study(task: OptimizeTask, paths: OptimizePaths) -> optuna.Study:
                                 pruner=make_pruner(task.settings["pruner_method"]), load_if_exists=True)
     if "task" not in study.user_attrs:
         study.set_user_attr("task", task.study_record())
-        study.set_user_attr("versions", library_versions())
+        for key, value in software().items():  # versions and git commit
+            study.set_user_attr(key, value)
     return study
 
 
@@ -303,6 +304,13 @@ def trial_score(trial: Any, task: OptimizeTask, output_dir: Path, shared_data: d
 def _trial_agent(task: OptimizeTask, number: int, instance: int, sampled: dict[str, Any],
                  output_dir: Path, shared_data: dict[str, Any] | None) -> Agent:
     """Instance ``instance`` of trial ``number``: shared init kwargs, then the trial's, then the instance's own."""
+    return candidate_agent(task, instance, sampled, output_dir, shared_data, task.trial_seed(number, instance, 0))
+
+
+def candidate_agent(task: OptimizeTask, instance: int, sampled: dict[str, Any], output_dir: Path,
+                    shared_data: dict[str, Any] | None, seeder: np.random.SeedSequence) -> Agent:
+    """Instance ``instance`` of a setting of the study (a trial's, or one being confirmed), seeded from ``seeder``: the
+    study's shared init kwargs, then ``sampled``, then the instance's own."""
     per_instance = task.init_kwargs_per_instance or []
     own = per_instance[instance % len(per_instance)] if per_instance else {}
     overridden = sorted(set(own) & set(sampled))
@@ -312,8 +320,7 @@ def _trial_agent(task: OptimizeTask, number: int, instance: int, sampled: dict[s
     agent_task = AgentTask(experiment=task.experiment, root_seed=task.root_seed, instance=instance, agent=task.agent,
                            train_env=task.train_env, eval_env=task.eval_env,
                            init_kwargs={**task.init_kwargs, **sampled, **own})
-    agent = build_agent(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data,
-                        seeder=task.trial_seed(number, instance, 0))
+    agent = build_agent(agent_task, output_dir / str(instance), task.writer_kwargs, shared_data, seeder=seeder)
     if task.writer_kwargs is None:
         agent.set_writer(None)
     return agent
@@ -323,20 +330,27 @@ def _score(agents: list[Agent], task: OptimizeTask, number: int) -> float:
     if task.custom_eval_function is not None:
         score = float(task.custom_eval_function(agents))
     else:
-        n = eval_settings(task.eval_kwargs)["n_simulations"]
-        means = [np.mean(score_agent(agent, task.eval_kwargs, episode_seeds(task.trial_seed(number, j, 1), n))["score"])
-                 for j, agent in enumerate(agents)]
-        score = float(np.mean(means))
+        score = float(np.mean([instance_score(agent, task, task.trial_seed(number, j, 1)) for j, agent in enumerate(agents)]))
     if not math.isfinite(score):
         raise ValueError(f"the trial's score is {score}")
     return score
 
 
+def instance_score(agent: Agent, task: OptimizeTask, eval_seed: np.random.SeedSequence) -> float:
+    """One fitted instance's mean evaluation score over ``n_simulations`` rows seeded from ``eval_seed``, or, when the
+    Python API scores with ``custom_eval_function(agents)``, that function of this one agent."""
+    if task.custom_eval_function is not None:
+        return float(task.custom_eval_function([agent]))
+    n = eval_settings(task.eval_kwargs)["n_simulations"]
+    return float(np.mean(score_agent(agent, task.eval_kwargs, episode_seeds(eval_seed, n))["score"]))
+
+
 # ---------------------------------------------------------------------------------------------- results
-def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
+def summarize_study(task: OptimizeTask, paths: OptimizePaths, selection: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the best init kwargs (YAML), the trials (Parquet) and the history and importance plots.
 
-    Returns the record written to ``best_init_kwargs.yaml``. Raises :class:`OptimizationError`
+    Returns the record written to ``best_init_kwargs.yaml``: the best trial by search score, and ``selection``, what
+    the confirmation decided (``rlpipe.tuning.confirmation.selection_summary``), when given. Raises :class:`OptimizationError`
     (naming the first error) when no trial completed.
     """
     from rlpipe.tuning.report import write_study_outputs
@@ -361,8 +375,10 @@ def summarize_study(task: OptimizeTask, paths: OptimizePaths) -> dict[str, Any]:
         "root_seed": task.root_seed,
         "sampler_seed": seed_record(task.sampler_seed),
         "task": task.record(),
-        "versions": library_versions(),
+        **software(),
         "written": utc_now(),
     }
+    if selection is not None:
+        record["selection"] = selection
     write_study_outputs(study, trials, record, paths)
     return record

@@ -113,14 +113,15 @@ def _rlpipe() -> None:
 
 def planned_jobs(config: dict[str, Any]) -> dict[str, int]:
     """The jobs the Snakefile plans for ``config``, counted from rlpipe's own batching (tasks.job_batches): per
-    experiment, a fit and an evaluate job per batch and an aggregate job; then compare and all."""
+    experiment, a fit and an evaluate job per batch and an aggregate job; then compare, provenance and all."""
     _rlpipe()
     from rlpipe.core.tasks import job_batches
     from rlpipe.spec.experiment import validate_study
 
     study = validate_study(config)
     batches = sum(len(job_batches(spec)) for spec in study.experiments.values())
-    jobs = {"fit": batches, "evaluate": batches, "aggregate": len(study.experiments), "compare": 1, "all": 1}
+    jobs = {"fit": batches, "evaluate": batches, "aggregate": len(study.experiments), "compare": 1, "provenance": 1,
+            "all": 1}
     return {**jobs, "total": sum(jobs.values())}
 
 

@@ -42,6 +42,7 @@ def summary_record(experiment: str, env: str, per_instance: dict[str, float], wa
         "root_seed": {"entropy": 1, "spawn_key": []},
         "task_hash": "0123456789abcdef",
         "versions": {"rlpipe": "0"},
+        "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
         "learning_curve_tags": ["episode_rewards"],
     }
     record.update(overrides)
@@ -65,7 +66,8 @@ def two_experiments(folder: Path) -> list[Path]:
         summary_record("qlearning", "FrozenLake-v1", {"0": 0.25, "1": 0.75, "2": 0.5}, [1.0, 2.0, 6.0],
                        mean=0.123456, std=0.0456789, median=0.11111, iqm=0.10001, ci_low=0.0123456, ci_high=0.987654),
         summary_record("random", "CartPole-v1", {"0": 21.0}, [0.5], mean=21.0, std=float("nan"), median=21.0, iqm=21.0,
-                       ci_low=21.0, ci_high=21.0, fit_budget=0),
+                       ci_low=21.0, ci_high=21.0, fit_budget=0,
+                       git={"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True}),
     )
 
 
@@ -121,8 +123,8 @@ def test_compare_experiments_writes_the_summary_csv(tmp_path):
     lines = paths.summary_csv.read_text().splitlines()
     assert lines[0] == ",".join(SUMMARY_COLUMNS)
     assert lines[1] == ("qlearning,pkg.agents:QlearningAgent,FrozenLake-v1,3,500,0.123456,0.0456789,0.11111,0.10001,"
-                        "0.0123456,0.987654,0.95,3.0")
-    assert lines[2] == "random,pkg.agents:RandomAgent,CartPole-v1,1,0,21.0,,21.0,21.0,21.0,21.0,0.95,0.5"  # NaN: empty
+                        "0.0123456,0.987654,0.95,3.0,0123456789ab")  # the commit that made it
+    assert lines[2] == "random,pkg.agents:RandomAgent,CartPole-v1,1,0,21.0,,21.0,21.0,21.0,21.0,0.95,0.5,0123456789ab+dirty"
     assert len(lines) == 3
     pd.testing.assert_frame_equal(pd.read_csv(paths.summary_csv), returned, check_dtype=False)
 
@@ -133,7 +135,7 @@ def test_compare_experiments_writes_the_summary_markdown(tmp_path):
     compare_experiments(files, paths)
     text = paths.summary_md.read_text()
     assert text.startswith("# Study summary\n\nScore: mean evaluation score per fitted instance")
-    assert text.endswith("\n")
+    assert text.endswith("\nMade by rlpipe at commit 0123456789ab, 0123456789ab+dirty (see provenance.html).\n")
     header, qlearning, random = markdown_rows(text)
     assert header == ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
                       "fit_wall_time_s", "95% CI of mean"]

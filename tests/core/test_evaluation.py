@@ -22,6 +22,7 @@ from rlpipe.core.fitting import agent_kwargs, fit_instance
 from rlpipe.core.tasks import agent_class
 from rlpipe.errors import CheckpointError
 from rlpipe.io.paths import InstancePaths
+from rlpipe.io.provenance import code_version
 from rlpipe.runtime.envs import seed_env
 from rlpipe.runtime.rollouts import run_episodes
 
@@ -191,8 +192,8 @@ def test_evaluate_instance_records_its_provenance(fitted):
     task = eval_task(s, "ql", 1)
     evaluate_instance(task, paths.checkpoint, paths.evaluation)
     metadata = json.loads(pq.read_schema(paths.evaluation).metadata[b"rlpipe"])
-    assert set(metadata) == {"task_hash", "eval_kwargs", "root_seed", "versions"}
-    assert metadata["root_seed"] == task.root_seed
+    assert set(metadata) == {"task_hash", "eval_kwargs", "root_seed", "versions", "git"}
+    assert metadata["root_seed"] == task.root_seed and metadata["git"] == code_version()
     assert metadata["versions"]["rlpipe"] == rlpipe.__version__
     assert {"python", "numpy", "gymnasium"} <= set(metadata["versions"])
 

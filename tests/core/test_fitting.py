@@ -20,6 +20,7 @@ from rlpipe.core.fitting import agent_kwargs, fit_instance, remaining_chunks, sp
 from rlpipe.core.tasks import RunSettings, agent_class
 from rlpipe.errors import CheckpointError, ConfigError
 from rlpipe.io.paths import InstancePaths
+from rlpipe.io.provenance import code_version
 from rlpipe.runtime.seeding import seed_record, torch_seed
 from rlpipe.runtime.writer import COLUMNS
 
@@ -107,6 +108,7 @@ def test_fit_instance_outputs(tmp_path):
     assert on_disk["chunks"] == [200] * 5
     assert on_disk["resumed_at"] == 0
     assert {"python", "rlpipe", "numpy", "gymnasium"} <= set(on_disk["versions"])
+    assert on_disk["git"] == code_version()  # the commit of the code that fitted it
     assert on_disk["wall_time_s"] > 0
     assert on_disk["task"]["init_kwargs"] == {"epsilon_decay_steps": 300}
 

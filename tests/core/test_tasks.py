@@ -409,8 +409,8 @@ def test_writer_keys_are_identity_or_display_and_nothing_else():
 
 def test_optimize_keys_define_the_study_or_its_extent_and_nothing_else():
     schema_keys = set(experiment_schema()["properties"]["optimize"]["properties"])
-    extent, settings = set(tasks.STUDY_EXTENT_KEYS), set(tasks.study_setting_keys())
-    assert extent | settings == schema_keys and not extent & settings
+    extent, settings, selection = set(tasks.STUDY_EXTENT_KEYS), set(tasks.study_setting_keys()), set(tasks.SELECTION_KEYS)
+    assert extent | settings | selection == schema_keys and not extent & settings and not selection & (extent | settings)
     assert settings == {"n_fit", "sampler_method", "sampler_kwargs", "pruner_method", "fit_fraction", "search_space"}
 
 

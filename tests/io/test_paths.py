@@ -57,8 +57,11 @@ def test_the_layout_of_a_hyperparameter_study():
         "journal": Path("o/journal.log"), "study_lock": Path("o/study.lock"),
         "best_init_kwargs": Path("o/best_init_kwargs.yaml"), "trials": Path("o/trials.parquet"),
         "history_plot": Path("o/history.png"), "importance_plot": Path("o/importance.png"),
-        "select_log": Path("o/select.log"),
+        "select_log": Path("o/select.log"), "confirmation": Path("o/confirmation.csv"),
+        "selection": Path("o/selection.json"),
     }
+    assert optimize.confirm_record("current") == Path("o/confirm/current.json")
+    assert optimize.confirm_log(0) == Path("o/confirm/0.log") and optimize.confirm_folder(1) == Path("o/confirm/work/1")
     assert optimize.running_lock("s", 4) == Path("o/running/s/4.lock")
     assert optimize.trial_folder("s", 4) == Path("o/trials/s/4")
     assert optimize.worker_record(2) == Path("o/workers/2.json") and optimize.worker_log("2") == Path("o/workers/2.log")

@@ -5,10 +5,14 @@ import functools
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from rlpipe.io.provenance import json_data, stable_hash
+import rlpipe
+from rlpipe.io import provenance
+from rlpipe.io.provenance import code_version, json_data, software, stable_hash
 
 
 class Maker:
@@ -61,3 +65,28 @@ def test_the_hash_is_the_same_in_another_process() -> None:
             "print(stable_hash(json_data({'partial': functools.partial(print, 1), 'keys': {(1, 2): 3}})))")
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert other == stable_hash(json_data(value))
+
+
+def _git(*args: str) -> str:
+    source = Path(rlpipe.__file__).resolve().parents[1]
+    return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_records_name_the_commit_of_the_code_that_runs() -> None:
+    try:
+        head, status = _git("rev-parse", "HEAD"), _git("status", "--porcelain")
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("rlpipe does not run from a git checkout here")
+    assert code_version() == {"commit": head, "dirty": bool(status)}
+    assert software() == {"versions": provenance.library_versions(), "git": code_version()}
+
+
+def test_outside_a_checkout_the_commit_is_unknown_not_guessed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "site-packages" / "rlpipe"  # an installed copy: no repository of its own
+    package.mkdir(parents=True)
+    monkeypatch.setattr(rlpipe, "__file__", str(package / "__init__.py"))
+    code_version.cache_clear()
+    try:
+        assert code_version() == {"commit": None, "dirty": None}
+    finally:
+        code_version.cache_clear()

@@ -11,28 +11,28 @@ import pytest
 from rlpipe.errors import OptimizationError
 from rlpipe.manager.experiment_manager import ExperimentManager
 
-from helpers_agents import PeakAgent
+from helpers_agents import NoiseAgent, PeakAgent
 
 LAKE = ("FrozenLake-v1", {"is_slippery": False})
 RANDOM = {"timeout": None, "sampler_method": "random", "n_optuna_workers": 2}
 
 
-def peak_manager(tmp_path: Path, **kwargs) -> ExperimentManager:
+def peak_manager(tmp_path: Path, agent: type = PeakAgent, **kwargs) -> ExperimentManager:
     settings = dict(train_env=LAKE, fit_budget=100, n_fit=2, seed=11, output_dir=tmp_path, outdir_id_style=None,
                     eval_kwargs={"eval_horizon": 5, "n_simulations": 2}, default_writer_kwargs={"print_log": False})
-    return ExperimentManager(PeakAgent, **{**settings, **kwargs})
+    return ExperimentManager(agent, **{**settings, **kwargs})
 
 
 def trials(manager: ExperimentManager) -> pd.DataFrame:
     return pd.read_parquet(manager.output_dir / "optimize" / "trials.parquet").sort_values("number", ignore_index=True)
 
 
-def test_signature_is_rlberrys_plus_search_space_and_storage() -> None:
+def test_signature_is_rlberrys_plus_search_space_storage_and_confirm() -> None:
     parameters = inspect.signature(ExperimentManager.optimize_hyperparams).parameters
     expected = {"n_trials": 256, "timeout": 60, "n_fit": 2, "n_optuna_workers": 2, "optuna_parallelization": "thread",
                 "sampler_method": "optuna_default", "pruner_method": "halving", "continue_previous": False,
                 "fit_fraction": 1.0, "sampler_kwargs": None, "disable_evaluation_writers": True,
-                "custom_eval_function": None, "search_space": None, "storage": None}
+                "custom_eval_function": None, "search_space": None, "storage": None, "confirm": None}
     assert {name: p.default for name, p in parameters.items() if name != "self"} == expected
 
 
@@ -123,6 +123,30 @@ def test_every_trial_failing_raises_with_the_first_error(tmp_path) -> None:
     assert manager.init_kwargs == {"fail_above": -2.0} and manager.best_hyperparams is None
 
 
+def test_confirm_writes_back_only_a_setting_shown_better_on_fresh_seeds(tmp_path) -> None:
+    """The pipeline's confirmation on the manager's pool: PeakAgent's x = -0.9, level "low" is beaten, so the confirmed
+    winner replaces it."""
+    manager = peak_manager(tmp_path, init_kwargs={"x": -0.9, "level": "low", "fit_seconds": 0.0})
+    best = manager.optimize_hyperparams(n_trials=6, confirm={"top_k": 2, "n_fit": 6}, **RANDOM)
+    selection = manager.confirmation
+    assert selection["decision"] == "written" and best == selection["chosen"]["init_kwargs"] == manager.best_hyperparams
+    assert manager.init_kwargs == {**best, "fit_seconds": 0.0} and best["level"] == "high"
+    table = pd.read_csv(manager.output_dir / "optimize" / "confirmation.csv", dtype={"candidate": str})
+    assert list(table.candidate) == ["0", "1", "current"] and table.written.sum() == 1
+    assert json.loads((manager.output_dir / "optimize" / "selection.json").read_text())["chosen"]["init_kwargs"] == best
+
+
+def test_confirm_keeps_the_current_values_when_the_scores_are_noise(tmp_path) -> None:
+    manager = peak_manager(tmp_path, NoiseAgent, init_kwargs={"x": 0.0, "level": "low"})
+    manager.fit()
+    best = manager.optimize_hyperparams(n_trials=6, confirm={}, **RANDOM)
+    assert manager.confirmation["decision"] == "refused" and "so nothing was written" in manager.confirmation["reason"]
+    assert best == {"x": 0.0, "level": "low"} == manager.init_kwargs  # the current values: nothing replaced
+    assert manager.paths.instance(0).checkpoint.exists()  # fitted with the kept values: still valid
+    top = trials(manager).sort_values("value", ascending=False).iloc[0]
+    assert json.loads(top["user_attrs_init_kwargs"]) != best  # what rlberry's behaviour would have taken
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"sampler_method": "tpe"}, "sampler_method"),
     ({"pruner_method": "hyperband"}, "pruner_method"),
@@ -131,6 +155,8 @@ def test_every_trial_failing_raises_with_the_first_error(tmp_path) -> None:
     ({"sampler_method": "grid"}, "grid sampler needs a search_space"),
     ({"search_space": {"y": {"type": "float", "low": 0, "high": 1}}}, "PeakAgent does not accept 'y'"),
     ({"sampler_kwargs": {"seed": 3}}, "sampler_kwargs.seed"),
+    ({"confirm": {"n_fit": 3}}, "confirm.n_fit: 3 seeds are too few for the confirmation ever to pass"),
+    ({"confirm": {"top_n": 3}}, "confirm: unknown key 'top_n'"),
 ])
 def test_bad_arguments_fail_before_any_trial(tmp_path, kwargs, message) -> None:
     manager = peak_manager(tmp_path)

@@ -1,7 +1,10 @@
-"""End-to-end: `snakemake optimize` tunes init_kwargs with Optuna and writes the best ones back into the config file.
+"""End-to-end: `snakemake optimize` tunes init_kwargs with Optuna, confirms the best trials on fresh seeds, and writes
+the confirmed winner back into the config file only if it beats the config's own init_kwargs.
 
 The configs are hand-written YAML with comments (the write-back must keep them), so most runs use the
-file as it is (``run_snakemake(workdir, None, ...)``).
+file as it is (``run_snakemake(workdir, None, ...)``). Q-learning on the deterministic lake reaches the same policy
+whatever the tuned values (its trials differ by luck only), so its confirmation refuses them; PeakAgent's x = -0.9,
+level "low" is genuinely worse than what a study finds, so its confirmation writes; NoiseAgent is pure noise.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from snakemake_runner import PNG_MAGIC, SNAKEFILE, env_with_tests_on_pythonpath, ok, run_snakemake, snapshot
+from snakemake_runner import PNG_MAGIC, SNAKEFILE, env_with_tests_on_pythonpath, job_counts, ok, run_snakemake, snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +78,8 @@ experiments:
       n_trials: {n_trials}
       n_optuna_workers: {workers}
       n_fit: 1
-      sampler_method: random{search_space}
+      sampler_method: random
+      confirm: {{top_k: 1, n_fit: 5}}      # the best trial and the current init_kwargs, on 5 fresh seeds{search_space}
 """
 PEAK_SEARCH_SPACE = """
       search_space:
@@ -116,16 +120,20 @@ def optimize_dir(workdir: Path, experiment: str) -> Path:
     return workdir / "results" / experiment / "optimize"
 
 
-def job_counts(text: str) -> dict[str, int]:
-    """The 'Job stats' table Snakemake prints: rule -> number of jobs."""
-    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}
-
 
 def set_n_trials(path: Path, old: int, new: int) -> None:
     text = path.read_text()
     assert text.count(f"n_trials: {old} ") == 1
     path.write_text(text.replace(f"n_trials: {old} ", f"n_trials: {new} "))
+
+
+def confirmation_table(workdir: Path, experiment: str) -> pd.DataFrame:
+    return pd.read_csv(optimize_dir(workdir, experiment) / "confirmation.csv", dtype={"candidate": str})
+
+
+def selected(workdir: Path, experiment: str) -> dict:
+    """The selection of the experiment's last optimize run (selection.json)."""
+    return json.loads((optimize_dir(workdir, experiment) / "selection.json").read_text())
 
 
 # ---------------------------------------------------------------------------------------------- one optimize run
@@ -137,6 +145,37 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     trials = pd.read_parquet(optimize_dir(workdir, "ql") / "trials.parquet")
     return SimpleNamespace(workdir=workdir, result=result, trials=trials,
                            best=yaml.safe_load((optimize_dir(workdir, "ql") / "best_init_kwargs.yaml").read_text()))
+
+
+# PeakAgent, commented, starting far from its optimum: the confirmation shows a trial better, and writes it.
+PEAK_COMMENTED = """\
+# PeakAgent study whose confirmed winner is written back.
+seed: 3                                   # root seed
+experiments:
+  # known optimum x = 0.3, level high
+  peak:
+    agent: helpers_agents:PeakAgent
+    train_env: FrozenLake-v1
+    init_kwargs: {x: -0.9, level: low, fit_seconds: 0.0}   # x and level are tuned
+    fit_budget: 100
+    n_fit: 1
+    eval_kwargs: {eval_horizon: 10, n_simulations: 2}
+    optimize:
+      n_trials: 6                         # total
+      n_optuna_workers: 2
+      n_fit: 1
+      sampler_method: random
+      confirm: {top_k: 2, n_fit: 6}       # 2**-6 <= 0.05 / 2
+"""
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    workdir = tmp_path_factory.mktemp("written")
+    (workdir / "config.yaml").write_text(PEAK_COMMENTED)
+    result = ok(run_snakemake(workdir, None, "optimize"))
+    return SimpleNamespace(workdir=workdir, result=result, selection=selected(workdir, "peak"),
+                           best=yaml.safe_load((optimize_dir(workdir, "peak") / "best_init_kwargs.yaml").read_text()))
 
 
 def test_workers_share_one_study_with_exactly_n_trials(tuned: SimpleNamespace) -> None:
@@ -170,32 +209,100 @@ def test_best_init_kwargs_are_the_best_trial(tuned: SimpleNamespace) -> None:
     assert not (folder / "trials").exists() and not list(folder.rglob("*.tmp"))
 
 
-def test_best_values_are_written_into_the_config_and_nothing_else(tuned: SimpleNamespace) -> None:
-    new_text = (tuned.workdir / "config.yaml").read_text()
-    best = tuned.best["init_kwargs"]
-    assert set(best) == TUNED
+def test_a_trial_no_better_than_the_config_is_refused_and_the_config_stays_byte_identical(tuned: SimpleNamespace) -> None:
+    """The best trial's search score is the maximum of 6 noisy scores; refitted on 8 fresh seeds shared with the
+    config's own init_kwargs, no candidate scores better: nothing is written, and every record says why."""
+    folder = optimize_dir(tuned.workdir, "ql")
+    assert (tuned.workdir / "config.yaml").read_bytes() == CONFIG.encode()
+    assert backups(tuned.workdir) == []
+    selection = selected(tuned.workdir, "ql")
+    assert set(tuned.best["init_kwargs"]) == TUNED  # the best trial, by search score
+    assert selection["decision"] == "refused" and selection["written"] is False
+    assert selection["chosen"] == {"candidate": "current", "trial": None,
+                                   "init_kwargs": {"learning_rate": 0.1, "epsilon_decay_steps": 500}}
+    table = confirmation_table(tuned.workdir, "ql")
+    assert list(table.candidate) == ["0", "1", "2", "current"]
+    assert table.written.tolist() == [False] * 4 and table.chosen.tolist() == [False, False, False, True]
+    assert table.tested.sum() == 1 and table.loc[table.tested, "p_adjusted"].item() > 0.05
+    assert table.search_score.head(3).tolist() == sorted(tuned.trials.value, reverse=True)[:3]
+    assert table.trial.head(3).notna().all() and table.confirmed_score.notna().all()
+    assert all(len(json.loads(scores)) == 8 for scores in table.instance_scores)
+    # said in the select job's output and log, and in best_init_kwargs.yaml
+    line = f"rlpipe: 'ql': refused: {selection['reason']}"
+    assert line in output(tuned.result) and line in (folder / "select.log").read_text()
+    assert f"rlpipe: nothing written into {tuned.workdir / 'config.yaml'}: 'ql' keeps its init_kwargs" in output(tuned.result)
+    assert tuned.best["selection"]["decision"] == "refused" and tuned.best["selection"]["written"] is False
+    assert "# Selection on fresh seeds: refused." in (folder / "best_init_kwargs.yaml").read_text()
+    # one job per candidate, after the workers
+    assert job_counts(output(tuned.result)) == {"optimize_worker": 2, "optimize_confirm": 4, "optimize_select": 1,
+                                                "optimize": 1}
+    assert not (folder / "confirm" / "work").exists()
 
-    expected = yaml.safe_load(CONFIG)
-    expected["experiments"]["ql"]["init_kwargs"].update(best)
-    assert yaml.safe_load(new_text) == expected  # the untuned gamma, the optimize section and `rand` as they were
-    assert yaml.safe_load(new_text)["experiments"]["ql"]["init_kwargs"]["gamma"] == 0.9
 
-    assert comments(new_text) == comments(CONFIG)
-    [(old_line, new_line)] = changed_lines(CONFIG, new_text)  # one line changed: ql's init_kwargs
-    assert old_line.startswith("    init_kwargs: {learning_rate: 0.1, epsilon_decay_steps: 500, gamma: 0.9}")
-    assert new_line.startswith("    init_kwargs: {") and new_line.endswith("# tuned below")
+def test_a_confirmed_better_setting_is_written_into_the_config_and_nothing_else(written: SimpleNamespace) -> None:
+    new_text = (written.workdir / "config.yaml").read_text()
+    selection = written.selection
+    assert selection["decision"] == "written" and selection["written"] is True
+    chosen = selection["chosen"]["init_kwargs"]
+    assert set(chosen) == {"x", "level"} and chosen["level"] == "high"
+    assert written.best["selection"]["init_kwargs"] == chosen and written.best["selection"]["written"] is True
+    table = confirmation_table(written.workdir, "peak")
+    assert table.written.tolist() == [row["candidate"] == selection["chosen"]["candidate"] for _, row in table.iterrows()]
+    assert table.loc[table.written, "p_adjusted"].item() == 2 / 64  # all 6 paired differences positive, 2 candidates
 
-    [backup] = backups(tuned.workdir)
+    expected = yaml.safe_load(PEAK_COMMENTED)
+    expected["experiments"]["peak"]["init_kwargs"].update(chosen)
+    assert yaml.safe_load(new_text) == expected  # the untuned fit_seconds and the optimize section as they were
+    assert comments(new_text) == comments(PEAK_COMMENTED)
+    [(old_line, new_line)] = changed_lines(PEAK_COMMENTED, new_text)  # one line changed: peak's init_kwargs
+    assert old_line.startswith("    init_kwargs: {x: -0.9, level: low, fit_seconds: 0.0}")
+    assert new_line.startswith("    init_kwargs: {x: ") and new_line.endswith("# x and level are tuned")
+
+    [backup] = backups(written.workdir)
     assert re.fullmatch(r"config\.\d{8}-\d{6}\.bak\.yaml", backup.name)
-    assert backup.read_bytes() == CONFIG.encode()
+    assert backup.read_bytes() == PEAK_COMMENTED.encode()
 
-    diff = "".join(difflib.unified_diff(CONFIG.splitlines(keepends=True), new_text.splitlines(keepends=True),
+    diff = "".join(difflib.unified_diff(PEAK_COMMENTED.splitlines(keepends=True), new_text.splitlines(keepends=True),
                                         fromfile="a/config.yaml", tofile="b/config.yaml"))
     assert f"-{old_line}\n+{new_line}\n" in diff
-    assert diff in output(tuned.result)
-    assert f"into {tuned.workdir / 'config.yaml'} (backup: {backup})" in output(tuned.result)
-    select_log = (optimize_dir(tuned.workdir, "ql") / "select.log").read_text()
-    assert diff in select_log
+    assert diff in output(written.result)
+    assert f"into {written.workdir / 'config.yaml'} (backup: {backup})" in output(written.result)
+    assert diff in (optimize_dir(written.workdir, "peak") / "select.log").read_text()
+
+
+def test_after_a_write_back_only_the_current_candidate_is_confirmed_again_and_nothing_more_is_written(
+        written: SimpleNamespace) -> None:
+    """The written values are now the config's own: their confirmation job reruns (its task holds them) and finds
+    them equal to the chosen trial's, so it fits nothing; the selection keeps them. A third run has nothing to do."""
+    config_before = (written.workdir / "config.yaml").read_bytes()
+    ranks = snapshot(optimize_dir(written.workdir, "peak") / "confirm")
+    result = ok(run_snakemake(written.workdir, None, "optimize"))
+    assert job_counts(output(result)) == {"optimize_confirm": 1, "optimize_select": 1, "optimize": 1}
+    assert "wildcards: experiment=peak, candidate=current" in output(result)
+    current = json.loads((optimize_dir(written.workdir, "peak") / "confirm" / "current.json").read_text())
+    assert current["same_as"] == written.selection["chosen"]["candidate"] and current["scores"] is None
+    assert snapshot(optimize_dir(written.workdir, "peak") / "confirm")["0.json"] == ranks["0.json"]
+    assert selected(written.workdir, "peak")["decision"] == "kept"
+    assert (written.workdir / "config.yaml").read_bytes() == config_before
+    assert len(backups(written.workdir)) == 1
+    assert "Nothing to be done" in output(ok(run_snakemake(written.workdir, None, "optimize")))
+
+
+def test_pure_noise_is_never_written_back(tmp_path: Path) -> None:
+    """NoiseAgent scores noise whatever its setting: its best trial is the luckiest of 8, and the config stays as it
+    was, byte for byte, with the reason in the selection."""
+    text = peak_experiment("noise", n_trials=8).replace("helpers_agents:PeakAgent", "helpers_agents:NoiseAgent")
+    text = text.replace("confirm: {top_k: 1, n_fit: 5}", "confirm: {top_k: 3, n_fit: 6}")
+    (tmp_path / "config.yaml").write_text(text)
+    result = ok(run_snakemake(tmp_path, None, "optimize"))
+    assert (tmp_path / "config.yaml").read_bytes() == text.encode() and backups(tmp_path) == []
+    selection = selected(tmp_path, "noise")
+    assert selection["decision"] == "refused" and not selection["written"]
+    assert selection["chosen"]["candidate"] == "current"
+    assert "so nothing was written" in selection["reason"] and selection["reason"] in output(result)
+    table = confirmation_table(tmp_path, "noise")
+    assert table.search_score.max() > table.loc[table.tested, "confirmed_score"].item()  # the winner's curse
+    assert not table.written.any()
 
 
 def test_second_optimize_run_does_nothing(tuned: SimpleNamespace) -> None:
@@ -204,15 +311,16 @@ def test_second_optimize_run_does_nothing(tuned: SimpleNamespace) -> None:
     result = ok(run_snakemake(tuned.workdir, None, "optimize"))
     assert "Nothing to be done" in output(result)
     assert snapshot(tuned.workdir / "results") == before
-    assert (tuned.workdir / "config.yaml").read_bytes() == config_before
-    assert len(backups(tuned.workdir)) == 1
+    assert (tuned.workdir / "config.yaml").read_bytes() == config_before == CONFIG.encode()
+    assert backups(tuned.workdir) == []
 
 
 # ---------------------------------------------------------------------------------------------- with the plain pipeline
 def test_write_back_refits_only_the_tuned_experiment_and_more_trials_extend_the_study(tmp_path: Path) -> None:
-    """plain run -> optimize -> only ql refits -> optimize is up to date -> raising n_trials adds trials to the study."""
+    """plain run -> optimize -> only ql refits -> optimize is up to date -> raising n_trials adds trials to the study.
+    With `confirm: {enabled: false}`, the best trial is written back unconfirmed (the behaviour before confirmation)."""
     config_path = tmp_path / "config.yaml"
-    config_path.write_text(CONFIG)
+    config_path.write_text(CONFIG.replace("      n_optuna_workers: 2\n", "      n_optuna_workers: 2\n      confirm: {enabled: false}\n"))
     ok(run_snakemake(tmp_path, None))
     rand_before = snapshot(tmp_path / "results" / "rand")
     ql_checkpoints = {i: tmp_path / "results" / "ql" / "instances" / str(i) / "agent.ckpt" for i in (0, 1)}
@@ -221,12 +329,14 @@ def test_write_back_refits_only_the_tuned_experiment_and_more_trials_extend_the_
     ok(run_snakemake(tmp_path, None, "optimize"))
     best = yaml.safe_load((optimize_dir(tmp_path, "ql") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
     assert yaml.safe_load(config_path.read_text())["experiments"]["ql"]["init_kwargs"] == {**best, "gamma": 0.9}
+    assert selected(tmp_path, "ql")["decision"] == "unconfirmed" and not (optimize_dir(tmp_path, "ql") / "confirm").exists()
     assert snapshot(tmp_path / "results" / "rand") == rand_before
     assert not (tmp_path / "results" / "rand" / "optimize").exists()
 
     # the changed init_kwargs rerun ql's fits and what follows from them, nothing of rand
     dry = ok(run_snakemake(tmp_path, None, "-n"))
-    assert job_counts(output(dry)) == {"fit": 2, "evaluate": 2, "aggregate": 1, "compare": 1, "all": 1}
+    assert job_counts(output(dry)) == {"fit": 2, "evaluate": 2, "aggregate": 1, "compare": 1, "all": 1,
+                                       "provenance": 1, "tuning_page": 1}  # the config and the study's results changed
     assert set(re.findall(r"wildcards: experiment=(\w+)", output(dry))) == {"ql"}
     assert "Params have changed since last execution" in output(dry)
 
@@ -297,8 +407,8 @@ def test_write_back_goes_to_the_config_file_in_use(tmp_path: Path) -> None:
                                  env=env_with_tests_on_pythonpath()))
 
     result = snakemake("optimize", "--configfile", "studies/other.yaml")
-    best = yaml.safe_load((optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
-    assert set(best) == {"x", "level"}  # PeakAgent.sample_parameters
+    best = selected(tmp_path, "peak")["chosen"]["init_kwargs"]
+    assert selected(tmp_path, "peak")["written"] and set(best) == {"x", "level"}  # PeakAgent.sample_parameters
     assert yaml.safe_load((studies / "other.yaml").read_text())["experiments"]["peak"]["init_kwargs"] == best
     [backup] = backups(studies, "other")
     assert backup.read_text() == text
@@ -306,13 +416,16 @@ def test_write_back_goes_to_the_config_file_in_use(tmp_path: Path) -> None:
     assert backups(tmp_path / "config") == [] and not list(tmp_path.glob("*.bak.yaml"))
     assert f"into {studies / 'other.yaml'}" in output(result)
     assert "--- a/other.yaml\n+++ b/other.yaml\n" in output(result)
-    # the tuned keys came from sample_parameters, and are left out of the study's identity all the same
-    assert "Nothing to be done" in output(snakemake("optimize", "--configfile", "studies/other.yaml"))
+    # the tuned keys came from sample_parameters, and are left out of the study's identity all the same: only the
+    # confirmation of the config's own init_kwargs (now the written ones) reruns
+    again = snakemake("optimize", "--configfile", "studies/other.yaml")
+    assert job_counts(output(again)) == {"optimize_confirm": 1, "optimize_select": 1, "optimize": 1}
 
-    # the default config: same study, so no trial reruns, but the select job writes into the file now in use
+    # the default config: same study, so no trial reruns, but its own init_kwargs are confirmed, and the select job
+    # writes into the file now in use
     trials = snapshot(optimize_dir(tmp_path, "peak") / "workers")
     result = snakemake("optimize")
-    assert job_counts(output(result)) == {"optimize_select": 1, "optimize": 1}
+    assert job_counts(output(result)) == {"optimize_confirm": 1, "optimize_select": 1, "optimize": 1}
     assert snapshot(optimize_dir(tmp_path, "peak") / "workers") == trials
     assert yaml.safe_load((tmp_path / "config" / "config.yaml").read_text())["experiments"]["peak"]["init_kwargs"] == best
     assert [p.read_text() for p in backups(tmp_path / "config")] == [text]
@@ -330,7 +443,7 @@ def test_write_back_with_layered_config_files_validates_them_merged(tmp_path: Pa
                "--configfile", "base.yaml", "over.yaml"]
     result = ok(subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
                                env=env_with_tests_on_pythonpath()))
-    best = yaml.safe_load((optimize_dir(tmp_path, "peak") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    best = selected(tmp_path, "peak")["chosen"]["init_kwargs"]
     assert yaml.safe_load((tmp_path / "over.yaml").read_text()) == {"experiments": {"peak": {"fit_budget": 50,
                                                                                                "init_kwargs": best}}}
     assert (tmp_path / "base.yaml").read_text() == base and backups(tmp_path, "base") == []
@@ -354,10 +467,10 @@ def test_per_experiment_target_tunes_only_that_experiment(tmp_path: Path) -> Non
     (tmp_path / "config.yaml").write_text(text)
     assert set(yaml.safe_load(text)["experiments"]) == {"peak_a", "peak_b"}
     result = ok(run_snakemake(tmp_path, None, "results/peak_a/optimize/best_init_kwargs.yaml"))
-    assert job_counts(output(result)) == {"optimize_worker": 1, "optimize_select": 1}
+    assert job_counts(output(result)) == {"optimize_worker": 1, "optimize_confirm": 2, "optimize_select": 1}
     assert "peak_b" not in output(result)
     assert not (tmp_path / "results" / "peak_b").exists()
-    best = yaml.safe_load((optimize_dir(tmp_path, "peak_a") / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+    best = selected(tmp_path, "peak_a")["chosen"]["init_kwargs"]
     expected = yaml.safe_load(text)
     expected["experiments"]["peak_a"]["init_kwargs"] = best
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == expected  # peak_b's init_kwargs unchanged
@@ -369,11 +482,11 @@ def test_experiments_tuned_in_one_run_all_reach_the_config(tmp_path: Path) -> No
     text = peak_experiment("peak_a") + peak_experiment("peak_b").split("experiments:\n", 1)[1]
     (tmp_path / "config.yaml").write_text(text)
     result = ok(run_snakemake(tmp_path, None, "optimize"))
-    assert job_counts(output(result)) == {"optimize_worker": 2, "optimize_select": 2, "optimize": 1}
+    assert job_counts(output(result)) == {"optimize_worker": 2, "optimize_confirm": 4, "optimize_select": 2, "optimize": 1}
     expected = yaml.safe_load(text)
     for name in ("peak_a", "peak_b"):
-        expected["experiments"][name]["init_kwargs"] = yaml.safe_load(
-            (optimize_dir(tmp_path, name) / "best_init_kwargs.yaml").read_text())["init_kwargs"]
+        assert selected(tmp_path, name)["written"]
+        expected["experiments"][name]["init_kwargs"] = selected(tmp_path, name)["chosen"]["init_kwargs"]
     assert expected != yaml.safe_load(text)
     assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == expected
     assert comments((tmp_path / "config.yaml").read_text()) == comments(text)
@@ -384,7 +497,10 @@ def test_experiments_tuned_in_one_run_all_reach_the_config(tmp_path: Path) -> No
     first_edit[1]["experiments"]["peak_b"] = yaml.safe_load(text)["experiments"]["peak_b"]
     assert len(saved) == 2 and text in [p.read_text() for p in backups(tmp_path)]
     assert any(s in first_edit for s in saved)
-    assert "Nothing to be done" in output(ok(run_snakemake(tmp_path, None, "optimize")))
+    # the next run confirms only the written values (each the chosen trial's: nothing is fitted) and writes nothing
+    again = ok(run_snakemake(tmp_path, None, "optimize"))
+    assert job_counts(output(again)) == {"optimize_confirm": 2, "optimize_select": 2, "optimize": 1}
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text()) == expected and len(backups(tmp_path)) == 2
 
 
 BAD_SECTIONS = [  # (optimize section of ql, what the message must say)
@@ -392,6 +508,8 @@ BAD_SECTIONS = [  # (optimize section of ql, what the message must say)
     ({"n_trial": 5}, "experiments.ql.optimize: unknown key 'n_trial' (did you mean 'n_trials'?)"),
     ({"search_space": {"learning_rte": {"type": "float", "low": 0.1, "high": 0.5}}},
      "experiments.ql.optimize.search_space: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)"),
+    ({"confirm": {"top_k": 3, "n_fit": 4}},
+     "experiments.ql.optimize.confirm.n_fit: 4 seeds are too few for the confirmation ever to pass"),
     # checked only when optimize jobs are planned (it imports Optuna), before any of them runs
     ({"sampler_kwargs": {"n_startup_trial": 5}},
      "experiments.ql.optimize.sampler_kwargs: TPESampler does not accept 'n_startup_trial' (did you mean 'n_startup_trials'?)"),

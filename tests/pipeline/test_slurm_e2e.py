@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from snakemake_runner import SNAKEFILE, TESTS, TINY, env_with_tests_on_pythonpath, ok, run_snakemake
+from snakemake_runner import SNAKEFILE, TESTS, TINY, env_with_tests_on_pythonpath, job_counts, ok, run_snakemake
 
 pytestmark = pytest.mark.e2e
 
@@ -157,11 +157,6 @@ def assert_same_json(a: Path, b: Path) -> None:
     assert stable(json.loads(a.read_text())) == stable(json.loads(b.read_text())), b
 
 
-def job_counts(text: str) -> dict[str, int]:
-    """The 'Job stats' table Snakemake prints: rule -> number of jobs."""
-    table = text.split("Job stats:", 1)[1].split("total", 1)[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}
-
 
 def job_total(text: str) -> int:
     return sum(job_counts(text).values())
@@ -230,7 +225,10 @@ def test_tuning_on_slurm_equals_the_local_tuning(runs: SimpleNamespace) -> None:
     assert stable(best_local) == stable(best_slurm)
     tuned = (runs.slurm / "config.yaml").read_text()
     assert tuned == (runs.local / "config.yaml").read_text()  # the same write-back, comments and all
-    assert yaml.safe_load(tuned)["experiments"]["tuned"]["init_kwargs"] == {**best_slurm["init_kwargs"], "gamma": 0.9}
+    selection = best_slurm["selection"]  # the confirmed selection: written back only if shown better
+    expected = {**STUDY["experiments"]["tuned"]["init_kwargs"], **(selection["init_kwargs"] if selection["written"] else {})}
+    assert yaml.safe_load(tuned)["experiments"]["tuned"]["init_kwargs"] == expected
+    assert_same_json(local / "selection.json", slurm / "selection.json")
 
 
 def test_optimize_workers_were_concurrent_slurm_jobs_on_one_study(runs: SimpleNamespace) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -148,7 +149,8 @@ def test_targets_and_inputs_of_a_study() -> None:
     assert workflow.batch_records(study, "ql", "evaluate") == [
         "results/ql/batches/evaluate-0.json", "results/ql/batches/evaluate-1.json"]
     assert workflow.summary_files(study) == ["results/ql/summary.json", "results/rand/summary.json"]
-    assert workflow.all_outputs(study)[-3:] == ["results/summary.csv", "results/summary.md", "results/comparison.png"]
+    assert {"results/summary.csv", "results/summary.md", "results/comparison.png",
+            "results/provenance.html"} <= set(workflow.all_outputs(study))
     assert workflow.optimize_outputs(study) == []
 
 
@@ -221,6 +223,21 @@ def test_optimize_jobs_are_planned_only_after_the_checks_that_import_optuna() ->
         "No job was run; nothing under results/ was changed.")
 
 
+def test_the_confirmation_jobs_of_a_study_and_their_tasks() -> None:
+    study = validate_study(tuned_tiny(confirm={"top_k": 2, "n_fit": 6}))
+    assert workflow.optimize_confirm_files(study, "ql") == [
+        "results/ql/optimize/confirm/0.json", "results/ql/optimize/confirm/1.json", "results/ql/optimize/confirm/current.json"]
+    assert json.loads(workflow.optimize_confirm_json(study, "ql", "1")) == {
+        "candidate": "1", "n_fit": 6, "top_k": None, "init_kwargs": None}  # a rank does not depend on the config's values
+    assert json.loads(workflow.optimize_confirm_json(study, "ql", "current")) == {
+        "candidate": "current", "n_fit": 6, "top_k": 2, "init_kwargs": {"epsilon_decay_steps": 500}}
+    with pytest.raises(ConfigError, match="confirms the candidates 0, 1, current, not '2'"):
+        workflow.optimize_confirm_json(study, "ql", "2")
+    assert json.loads(workflow.optimize_confirm_settings_json(study, "ql")) == {
+        "enabled": True, "top_k": 2, "n_fit": 6, "alpha": 0.05}
+    assert workflow.optimize_confirm_files(validate_study(tuned_tiny(confirm={"enabled": False})), "ql") == []
+
+
 def test_the_write_back_of_layered_config_files_is_checked_when_optimize_jobs_are_planned(tmp_path: Path) -> None:
     base, over = tmp_path / "base.yaml", tmp_path / "over.yaml"
     base.write_text(yaml.safe_dump(tuned_tiny()))
@@ -241,3 +258,13 @@ def test_the_write_back_of_layered_config_files_is_checked_when_optimize_jobs_ar
         "No job was run; nothing under results/ was changed.")
     with pytest.raises(SystemExit, match="no config file in use .* defines experiment 'ql'"):
         workflow.optimize_worker_files(study, "ql", [])
+
+
+def test_report_captions_state_each_experiments_seeds_and_interval() -> None:
+    study = validate_study(TINY)
+    assert workflow.caption_facts(study, "ql") == {
+        "name": "ql", "agent": "QLearningAgent", "env": "FrozenLake-v1", "n_fit": 2, "fit_budget": 1500,
+        "confidence": "95%", "n_resamples": 500}
+    labels = workflow.experiment_labels(study, "evaluation")(SimpleNamespace(experiment="rand"))
+    assert labels == {"experiment": "rand", "figure": "evaluation", "agent": "RandomAgent", "env": "FrozenLake-v1",
+                      "seeds": "2"}

@@ -12,7 +12,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from snakemake_runner import PNG_MAGIC, SNAKEFILE, TINY, ok, run_snakemake, snapshot
+from rlpipe.io.provenance import code_version
+
+from snakemake_runner import PNG_MAGIC, SNAKEFILE, TINY, job_counts, ok, report_items, run_snakemake, snapshot
 
 pytestmark = pytest.mark.e2e
 
@@ -133,12 +135,13 @@ def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
     assert checkpoint("ql", 2).is_file() and episodes("ql", 2).is_file()
     assert sorted(pd.read_parquet(tmp_path / "results" / "ql" / "writer_data.parquet").instance.unique()) == [0, 1, 2]
 
-    # how jobs run (progress output, checkpoints of an additive agent, the pickle permission): nothing reruns
+    # how jobs run (progress output, checkpoints of an additive agent, the pickle permission): nothing reruns but
+    # the provenance page, which records the config as run
     config["experiments"]["ql"]["writer"] = {"print_log": True, "style_log": "one_line", "log_interval": 0}
     config["experiments"]["ql"]["n_checkpoints"] = 5
     config["experiments"]["ql"]["allow_pickle"] = True
     config["experiments"]["ql"]["resources"] = {"runtime": 5, "mem_mb": 500, "slurm_partition": "short"}
-    assert "Nothing to be done" in ok(run_snakemake(tmp_path, config, "-n")).stdout
+    assert job_counts(ok(run_snakemake(tmp_path, config, "-n")).stdout) == {"provenance": 1, "all": 1}
     config["experiments"]["ql"]["writer"]["maxlen"] = 1000  # which writer rows are kept: the fits rerun
     planned = ok(run_snakemake(tmp_path, config, "-n")).stdout
     assert planned.count("rule fit:") == 3 and "Params have changed" in planned
@@ -298,20 +301,28 @@ def test_a_truncated_writer_table_fails_aggregation_with_its_name(finished_run: 
     assert snapshot(workdir / "results" / "rand") == others
 
 
-def test_the_report_has_a_caption_for_every_plot_and_table(finished_run: Path, tmp_path: Path) -> None:
+def test_the_report_captions_and_labels_every_item_and_holds_the_provenance(finished_run: Path, tmp_path: Path) -> None:
     import shutil
 
     workdir = tmp_path / "study"
     shutil.copytree(finished_run, workdir)
     ok(run_snakemake(workdir, TINY, "--report", str(workdir / "report.html")))
-    html = (workdir / "report.html").read_text()
-    captions = sorted((SNAKEFILE.parent / "workflow" / "report").glob("*.rst"))
-    optimize = {"optimize_history.rst", "optimize_importance.rst"}  # only when the optimize target ran
-    for caption in captions:
-        first_words = " ".join(caption.read_text().split()[:3])  # before any template variable
-        assert (first_words in html) != (caption.name in optimize), caption.name
-    for output in ("learning_curve.png", "evaluation.png", "summary.md", "summary.csv", "comparison.png"):
-        assert output in html
+    items = report_items(workdir / "report.html")
+    expected = {f"results/{e}/{figure}.png" for e in TINY["experiments"] for figure in ("learning_curve", "evaluation")}
+    expected |= {"results/summary.csv", "results/summary.md", "results/comparison.png", "results/provenance.html"}
+    assert set(items) == expected
+    assert all(item["caption"].strip() for item in items.values())
+    for experiment, spec in TINY["experiments"].items():  # each figure says what it shows and over how many seeds
+        for figure in ("learning curve", "evaluation"):
+            path = f"results/{experiment}/{figure.replace(' ', '_')}.png"
+            assert items[path]["labels"] == {"experiment": experiment, "figure": figure, "agent": spec["agent"].split(".")[-1],
+                                             "env": "FrozenLake-v1", "seeds": str(spec["n_fit"])}
+            assert f"{spec['n_fit']} independently seeded instances" in items[path]["caption"]
+    assert "95% percentile-bootstrap confidence band" in items["results/ql/learning_curve.png"]["caption"]
+    record = json.loads((workdir / "results" / "provenance.json").read_text())
+    assert record["root_seed"] == TINY["seed"] and record["config"]["experiments"] == TINY["experiments"]
+    assert [row["experiment"] for row in record["experiments"]] == list(TINY["experiments"])
+    assert record["git"] == code_version()
 
 
 def test_a_sweep_runs_as_the_experiments_it_expands_into(tmp_path: Path) -> None:

@@ -127,7 +127,8 @@ def test_the_schema_alone_refuses_an_unknown_sampler_or_pruner() -> None:
 def test_optimize_problems_fill_the_defaults_and_check_the_sampler_keywords_on_request() -> None:
     section: dict[str, Any] = {"sampler_kwargs": {"n_startup_trial": 5}}
     assert optimize_problems(section, PeakAgent, None, check_sampler_kwargs=False) == []
-    assert section == {**schema_defaults("optimize"), "sampler_kwargs": {"n_startup_trial": 5}}
+    assert section == {**schema_defaults("optimize"), "sampler_kwargs": {"n_startup_trial": 5},
+                       "confirm": {"enabled": True, "top_k": 3, "n_fit": 8, "alpha": 0.05}}
     assert optimize_problems(section, PeakAgent, None, check_sampler_kwargs=True) == [
         "sampler_kwargs: TPESampler does not accept 'n_startup_trial' (did you mean 'n_startup_trials'?)"]
     # without an agent class (its entry is invalid) only the schema's checks run

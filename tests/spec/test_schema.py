@@ -19,7 +19,8 @@ def test_experiment_schema_is_the_experiment_definition():
 
 def test_config_schema_is_read_once_and_holds_the_top_level_keys():
     assert config_schema() is config_schema()
-    assert set(config_schema()["properties"]) == {"seed", "report", "resources", "experiments", "sweeps"}
+    assert set(config_schema()["properties"]) == {"seed", "report", "resources", "experiments", "sweeps", "adastop",
+                                                  "metrics"}
     assert experiment_schema() is config_schema()["$defs"]["experiment"]
 
 
@@ -28,7 +29,7 @@ def test_config_schema_is_read_once_and_holds_the_top_level_keys():
     ("writer", {"print_log": True, "style_log": "multi_line", "log_interval": 3, "maxlen": None, "maxlen_by_tag": {}}),
     ("learning_curve", {"tag": "episode_rewards", "xtag": "global_step", "smoothing_window": 1}),
     ("optimize", {"n_trials": 32, "timeout": None, "n_fit": 2, "n_optuna_workers": 2, "sampler_method": "optuna_default",
-                  "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None}),
+                  "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None, "confirm": {}}),
     ("eval_kwargs", {}),  # its keys have no defaults: the agent's eval has them
     ("report", {"confidence": 0.95, "bootstrap_samples": 10000}),  # a key of the config, not of an experiment
 ])
@@ -52,7 +53,8 @@ def test_schema_problems_of_one_definition():
                                                     "(top level): missing required key 'fit_budget'"]
     section: dict = {"n_trials": 3}
     assert schema_problems(section, "experiment/properties/optimize") == []
-    assert section == {**schema_defaults("optimize"), "n_trials": 3}
+    assert section == {**schema_defaults("optimize"), "n_trials": 3,
+                       "confirm": {"enabled": True, "top_k": 3, "n_fit": 8, "alpha": 0.05}}  # nested defaults filled too
 
 
 def test_schema_problems_are_sorted_by_key_path():
@@ -68,7 +70,7 @@ def test_schema_problems_are_sorted_by_key_path():
 # ---------------------------------------------------------------------------------------------- messages
 def test_unknown_key_without_a_close_match_lists_the_allowed_keys():
     assert schema_problems({"experiments": {"e": {"agent": "a.B", "fit_budget": 1}}, "zzz": 1}) == [
-        "(top level): unknown key 'zzz' (allowed: seed, report, resources, experiments, sweeps)"]
+        "(top level): unknown key 'zzz' (allowed: seed, report, resources, experiments, sweeps, adastop, metrics)"]
 
 
 def test_each_unknown_key_gets_its_own_line():

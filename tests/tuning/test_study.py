@@ -415,8 +415,9 @@ def test_minimal_optimize_section_gets_its_defaults() -> None:
     study = validate_study({"seed": 3, "experiments": {"peak": spec}})
     assert study.experiments["peak"].optimize == {
         "n_trials": 32, "timeout": None, "n_fit": 2, "n_optuna_workers": 2, "sampler_method": "optuna_default",
-        "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None}
-    task = optimize_task(study, "peak")
+        "sampler_kwargs": {}, "pruner_method": "halving", "fit_fraction": 1.0, "storage": None,
+        "confirm": {"enabled": True, "top_k": 3, "n_fit": 8, "alpha": 0.05}}
+    task = optimize_task(study, "peak")  # the confirmation is not part of the study
     assert task.settings == {"n_fit": 2, "sampler_method": "optuna_default", "sampler_kwargs": {},
                              "pruner_method": "halving", "fit_fraction": 1.0, "search_space": None}
     assert (task.n_trials, task.timeout, task.n_optuna_workers, task.storage) == (32, None, 2, None)

@@ -7,10 +7,11 @@ rule aggregate:
         writer_data=EXPERIMENT.writer_data,
         evaluation=EXPERIMENT.evaluation,
         summary=EXPERIMENT.summary,
-        learning_curve=report(EXPERIMENT.learning_curve_plot, caption="../report/learning_curve.rst", category="Learning curves"),
-        evaluation_plot=report(EXPERIMENT.evaluation_plot, caption="../report/evaluation.rst", category="Evaluation"),
+        learning_curve=report(EXPERIMENT.learning_curve_plot, caption="../report/learning_curve.rst", category="Learning curves", labels=rw.experiment_labels(STUDY, "learning curve")),
+        evaluation_plot=report(EXPERIMENT.evaluation_plot, caption="../report/evaluation.rst", category="Evaluation", labels=rw.experiment_labels(STUDY, "evaluation")),
     params:
         task=lambda w: rw.aggregate_task_json(STUDY, w.experiment),
+        facts=lambda w: rw.caption_facts(STUDY, w.experiment),  # what the report's captions state
         folder=lambda w, output: os.path.dirname(output.summary),
     log:
         EXPERIMENT.aggregate_log,

@@ -5,6 +5,7 @@ RESULTS = rw.PATHS
 EXPERIMENT = RESULTS.experiment("{experiment}")
 FIT_BATCH = EXPERIMENT.batch("fit", "{batch}")
 EVALUATE_BATCH = EXPERIMENT.batch("evaluate", "{batch}")
+CROSS_ENV = RESULTS.cross_env  # the metrics across environments (a metrics section in the config)
 JOB_RESOURCES = rw.job_resources(STUDY)
 
 
