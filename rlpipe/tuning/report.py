@@ -20,7 +20,7 @@ def write_study_outputs(study: optuna.Study, trials: list[FrozenTrial], record: 
                         paths: OptimizePaths) -> None:
     """Write every output of the study; ``best_init_kwargs.yaml`` last, since it marks the study as summarized."""
     table = trials_table(study)
-    write_parquet(paths.trials, table, metadata={k: record[k] for k in ("experiment", "study", "root_seed", "versions")})
+    write_parquet(paths.trials, table, metadata={k: record[k] for k in ("experiment", "study", "root_seed", "versions", "git")})
     title = f"{record['experiment']}: {len(trials)} trials"
     save_figure(optimization_history_figure(table, title), paths.history_plot, dpi=120)
     importances = parameter_importances(study, trials)

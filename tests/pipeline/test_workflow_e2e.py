@@ -56,6 +56,7 @@ def test_every_table_says_which_seed_task_and_versions_made_it(finished_run: Pat
         provenance = json.loads(pq.read_schema(table).metadata[b"rlpipe"])
         assert provenance["root_seed"]["entropy"] == TINY["seed"], table
         assert len(provenance["task_hash"]) == 16 and {"rlpipe", "numpy", "gymnasium"} <= set(provenance["versions"])
+        assert provenance["git"] == code_version(), table  # and the commit of the code that wrote it
 
 
 def test_tables_hold_what_the_config_asked_for(finished_run: Path) -> None:
