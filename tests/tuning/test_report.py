@@ -132,7 +132,7 @@ def test_importances_are_empty_when_no_parameter_varies() -> None:
 RECORD = {"experiment": "peak", "init_kwargs": {"x": 0.3, "level": "high"}, "best_trial": 7,
           "best_value": 1.4999871234, "trials": {"complete": 7, "fail": 1}, "first_error": None,
           "root_seed": {"entropy": 3, "spawn_key": []}, "study": "peak-abc", "storage": "journal.log",
-          "versions": {"rlpipe": "0"}}
+          "versions": {"rlpipe": "0"}, "git": {"commit": "0" * 40, "dirty": False}}
 
 
 def test_best_init_kwargs_text() -> None:
@@ -165,7 +165,8 @@ def test_write_study_outputs(tmp_path, monkeypatch) -> None:
     assert sorted(written) == ["best_init_kwargs.yaml", "history.png", "importance.png", "trials.parquet"]
     table = pq.read_table(paths.trials)
     assert json.loads(table.schema.metadata[b"rlpipe"]) == {  # only what identifies the study
-        "experiment": "peak", "study": "peak-abc", "root_seed": {"entropy": 3, "spawn_key": []}, "versions": {"rlpipe": "0"}}
+        "experiment": "peak", "study": "peak-abc", "root_seed": {"entropy": 3, "spawn_key": []}, "versions": {"rlpipe": "0"},
+        "git": {"commit": "0" * 40, "dirty": False}}
     assert table.column("number").to_pylist() == list(range(8))
     assert table.column("params_x").to_pylist() == [t.params["x"] for t in study.get_trials()]
     for plot in (paths.history_plot, paths.importance_plot):
