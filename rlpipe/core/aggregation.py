@@ -86,7 +86,8 @@ def aggregate_experiment(task: AggregateTask, instance_paths: Sequence[InstanceP
         "metric": SCORE,
         **statistics.summarize(scores.to_numpy(), rng, n_resamples=report["bootstrap_samples"], confidence=report["confidence"]),
         "per_instance": {str(i): float(v) for i, v in scores.items()},
-        "fit_wall_time_s": [record["wall_time_s"] for record in fit_records],
+        "fit_wall_time_s": [record["wall_time_s"] for record in fit_records],  # per instance, every run of its fit
+        "fit_cpu_time_s": [record.get("cpu_time_s") for record in fit_records],
         **provenance,
     }
     summary["learning_curve_tags"] = _plot_learning_curve(task, writer_data, paths, rng)

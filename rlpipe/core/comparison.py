@@ -13,14 +13,16 @@ from rlpipe.io.atomic import save_figure, write_text
 from rlpipe.io.paths import StudyPaths
 
 SUMMARY_COLUMNS = ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
-                   "ci_low", "ci_high", "confidence", "fit_wall_time_s", "git_commit"]
+                   "ci_low", "ci_high", "confidence", "fit_wall_time_s", "fit_cpu_time_s",
+                   "git_commit"]
 
 
 def read_summaries(summary_files: Sequence[str | Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(summary, per_instance)``: one row per experiment, and one row per (experiment, instance) score."""
     records = [json.loads(Path(f).read_text()) for f in summary_files]
     summary = pd.DataFrame.from_records(records)
-    summary["fit_wall_time_s"] = [float(np.mean(r["fit_wall_time_s"])) for r in records]
+    for column in ("fit_wall_time_s", "fit_cpu_time_s"):  # the mean over instances (a summary without it: NaN)
+        summary[column] = [float(np.mean(r.get(column) or [np.nan], dtype=float)) for r in records]
     summary["git_commit"] = [_commit(r.get("git") or {}) for r in records]
     per_instance = pd.DataFrame(
         [(r["experiment"], int(i), score) for r in records for i, score in r["per_instance"].items()],

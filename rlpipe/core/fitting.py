@@ -124,6 +124,9 @@ def fit_instance(
     before = global_rng_state()  # before the agent is built: draws in its __init__ count too
     agent, done = _resume_or_build(task, run, paths, previous is not None, shared_data)
     resumed_at, chunks = done, remaining_chunks(task.fit_budget, n_chunks, done)
+    # Time spent by earlier runs: the killed runs this one resumes, and the fit calls it continues (additive fits).
+    earlier = [_read_progress(paths.progress) or {} if done else {}, previous or {}]
+    spent_wall, spent_cpu = (sum(r.get(key, 0.0) for r in earlier) for key in ("wall_time_s", "cpu_time_s"))
     if done:
         _LOGGER.info("resuming %s[%d] after %d of its budget %d", task.experiment, task.instance, done, task.fit_budget)
     recorded = agent.writer  # the rows so far, kept if prepare_agent disables or replaces the writer
@@ -136,7 +139,8 @@ def fit_instance(
         agent.fit(chunk, **task.fit_kwargs)
         drawn |= _warn_unseeded(task, agent, before, drawn)
         done += max(chunk, 0)
-        _save_progress(agent, task, paths, done, recorded)
+        spent = {"wall_time_s": spent_wall + time.perf_counter() - clock, "cpu_time_s": spent_cpu + time.process_time() - cpu}
+        _save_progress(agent, task, paths, done, recorded, spent)
     if hasattr(agent.writer, "close"):
         agent.writer.close()
     fit_calls = (previous["fit_calls"] if previous else []) + [task.fit_budget]
@@ -158,8 +162,9 @@ def fit_instance(
         **software(),
         "started": started,
         "finished": utc_now(),
-        "wall_time_s": time.perf_counter() - clock,
-        "cpu_time_s": time.process_time() - cpu,
+        "wall_time_s": spent_wall + time.perf_counter() - clock,  # every run of the fit: resumed and continued ones too
+        "cpu_time_s": spent_cpu + time.process_time() - cpu,  # this process's CPU time (all its threads), same runs
+        "run_wall_time_s": time.perf_counter() - clock,  # this run only
     }
     _promote_progress(paths, record)
     return record
@@ -213,7 +218,8 @@ def _read_progress(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_done: int, recorded: DefaultWriter) -> None:
+def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_done: int, recorded: DefaultWriter,
+                   spent: dict[str, float]) -> None:
     """Save the agent after ``budget_done`` of its budget so that a kill at any moment leaves a consistent state.
 
     The checkpoint and writer data go to files named after the budget done; then the record that names
@@ -230,7 +236,7 @@ def _save_progress(agent: Agent, task: FitTask, paths: InstancePaths, budget_don
     write_parquet(writer_file, writer.to_arrow(), metadata={"task_hash": task.task_hash(), "root_seed": task.root_seed,
                                                            "instance": task.instance, **software()})
     write_json(folder / _PROGRESS_RECORD, {"task_hash": task.task_hash(), "budget_done": budget_done,
-                                           "checkpoint": checkpoint.name, "writer": writer_file.name})
+                                           "checkpoint": checkpoint.name, "writer": writer_file.name, **spent})
     for stale in folder.iterdir():  # earlier chunks, and temporary files of a killed save
         if stale.name not in (_PROGRESS_RECORD, checkpoint.name, writer_file.name):
             stale.unlink(missing_ok=True)

@@ -4,6 +4,7 @@ They live here rather than in the .smk files so that they are tested like the re
 """
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -84,7 +85,13 @@ def check_tuning_or_exit(study: Study, configfiles: Sequence[str], experiments: 
 
 
 def _source(configfiles: Sequence[str]) -> str | None:
-    return ", ".join(str(f) for f in configfiles) or None
+    """The config files as a user names them: Snakemake makes them absolute, a file below the current folder is
+    shown relative to it."""
+    def shown(path: str) -> str:
+        relative = os.path.relpath(path)
+        return path if relative.startswith("..") else relative
+
+    return ", ".join(shown(str(f)) for f in configfiles) or None
 
 
 def _exit(error: ConfigError) -> NoReturn:

@@ -153,14 +153,15 @@ def validate_study(config: Mapping[str, Any], *, tuning: bool = False, source: s
     for name, entry in entries.items():
         if not isinstance(entry, dict):
             continue
-        spec, lines = _checked_spec(name, entry, sections.get(name), name not in rejected)
+        bad = {str(path[2]) for path in check.rejected if path[:2] == ("experiments", name) and len(path) > 2}
+        spec, lines = _checked_spec(name, entry, sections.get(name), bad if name in rejected else None)
         problems += under(f"experiments.{name}", lines)
         if spec is not None:
             specs[name] = spec
     expansion = expand_sweeps(filled.get("sweeps"), check.rejected, entries)
     problems += expansion.problems
     for name, entry in expansion.entries.items():
-        spec, lines = _checked_spec(name, entry, None, True)
+        spec, lines = _checked_spec(name, entry, None)
         problems += under(f"sweeps.{expansion.points[name].sweep} ({name})", lines)
         if spec is not None:
             specs[name] = spec
@@ -196,7 +197,8 @@ def experiment_spec(name: str, entry: Mapping[str, Any]) -> ExperimentSpec:
     for key in ("train_env", "eval_env"):  # the schema saw a placeholder for an env given as a Python object
         if key in entry and not _is_config_env(entry[key]):
             filled[key] = entry[key]
-    spec, lines = _checked_spec(name, filled, section, not check.rejected)
+    bad = {str(path[0]) for path in check.rejected if path} if check.rejected else None
+    spec, lines = _checked_spec(name, filled, section, bad)
     if spec is not None and not check.problems:
         return spec
     raise ConfigError.listing(f"invalid experiment '{name}'", check.problems + lines)
@@ -226,39 +228,20 @@ def agent_capability_problems(agent_class: type, eval_kwargs: Mapping[str, Any],
 
 # ---------------------------------------------------------------------------------------------- checks
 def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | None,
-                  schema_accepts: bool) -> tuple[ExperimentSpec | None, list[str]]:
-    """The spec of an entry (its ``optimize`` section apart) and the problems the schema cannot see; if the schema
-    rejects the entry (``schema_accepts`` false), only the problems of its optimize section."""
-    if not schema_accepts:
-        return None, [] if section is None else under("optimize", optimize_problems(section, None, None,
-                                                                                      check_sampler_kwargs=False))
-    problems: list[str] = []
-    n_fit = entry["n_fit"]
-    per_instance = entry.get("init_kwargs_per_instance")
-    if per_instance is not None and len(per_instance) != n_fit:
-        problems.append(f"init_kwargs_per_instance: has {len(per_instance)} entries but n_fit is {n_fit}")
-    all_kwargs = [("init_kwargs", entry["init_kwargs"])]
-    all_kwargs += [(f"init_kwargs_per_instance[{i}]", kw) for i, kw in enumerate(per_instance or [])]
-    for where, kwargs in all_kwargs:
-        problems += [f"{where}.{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)"
-                     for key in kwargs if key in RESERVED_INIT_KWARGS]
-    agent_class, problem = _agent_class(entry["agent"])
-    if problem:
-        problems.append(f"agent: {problem}")
-    else:
-        for where, kwargs in all_kwargs:
-            problems += [f"{where}: {p}" for p in unaccepted_init_kwargs(agent_class, kwargs)]
-        has_env = not (is_no_env(entry.get("train_env")) and is_no_env(entry.get("eval_env")))
-        problems += agent_capability_problems(agent_class, entry["eval_kwargs"], has_env, entry["allow_pickle"])
-    if section is not None:
-        problems += under("optimize", optimize_problems(section, agent_class, per_instance, check_sampler_kwargs=False))
-    for key in ("train_env", "eval_env"):
-        try:
-            check_env_spec(entry.get(key))
-        except EnvSpecError as error:
-            problems.append(f"{key}: {error}")
+                  rejected_keys: set[str] | None = None) -> tuple[ExperimentSpec | None, list[str]]:
+    """The spec of an entry (its ``optimize`` section apart) and the problems the schema cannot see.
+
+    ``rejected_keys``: when the schema rejected the entry, the keys it rejected (maybe none: an unknown or a
+    missing key is the entry's error). The keys it accepted are still checked, so that one pass lists every problem
+    of the experiment; there is no spec then.
+    """
+    if rejected_keys is not None:
+        usable = {key: value for key, value in entry.items() if key not in rejected_keys}
+        return None, _semantic_problems(usable, section)[1]
+    agent_class, problems = _semantic_problems(entry, section)
     if problems:
         return None, problems
+    per_instance, n_fit = entry.get("init_kwargs_per_instance"), entry["n_fit"]
     return ExperimentSpec(
         name=name, agent=agent_class, fit_budget=entry["fit_budget"], train_env=entry.get("train_env"),
         eval_env=entry.get("eval_env"), init_kwargs=dict(entry["init_kwargs"]),
@@ -269,6 +252,37 @@ def _checked_spec(name: str, entry: dict[str, Any], section: dict[str, Any] | No
         optimize=None if section is None else dict(section), instances_per_job=entry["instances_per_job"],
         resources=dict(entry["resources"]), algorithm=entry.get("algorithm"),
     ), []
+
+
+def _semantic_problems(entry: Mapping[str, Any], section: dict[str, Any] | None) -> tuple[type[Agent] | None, list[str]]:
+    """The agent class (None if it cannot be imported) and what is wrong with the entry beyond its schema. A check is
+    made only if the keys it reads are in ``entry`` (a rejected key is left out of it)."""
+    problems: list[str] = []
+    per_instance = entry.get("init_kwargs_per_instance")
+    if per_instance is not None and "n_fit" in entry and len(per_instance) != entry["n_fit"]:
+        problems.append(f"init_kwargs_per_instance: has {len(per_instance)} entries but n_fit is {entry['n_fit']}")
+    all_kwargs = [("init_kwargs", entry["init_kwargs"])] if "init_kwargs" in entry else []
+    all_kwargs += [(f"init_kwargs_per_instance[{i}]", kw) for i, kw in enumerate(per_instance or [])]
+    for where, kwargs in all_kwargs:
+        problems += [f"{where}.{key}: is set by rlpipe for each instance (use train_env/eval_env/seed instead)"
+                     for key in kwargs if key in RESERVED_INIT_KWARGS]
+    agent_class, problem = _agent_class(entry["agent"]) if "agent" in entry else (None, None)
+    if problem:
+        problems.append(f"agent: {problem}")
+    elif agent_class is not None:
+        for where, kwargs in all_kwargs:
+            problems += [f"{where}: {p}" for p in unaccepted_init_kwargs(agent_class, kwargs)]
+        if {"eval_kwargs", "allow_pickle"} <= entry.keys():
+            has_env = not (is_no_env(entry.get("train_env")) and is_no_env(entry.get("eval_env")))
+            problems += agent_capability_problems(agent_class, entry["eval_kwargs"], has_env, entry["allow_pickle"])
+    if section is not None:
+        problems += under("optimize", optimize_problems(section, agent_class, per_instance, check_sampler_kwargs=False))
+    for key in ("train_env", "eval_env"):
+        try:
+            check_env_spec(entry.get(key))
+        except EnvSpecError as error:
+            problems.append(f"{key}: {error}")
+    return agent_class, problems
 
 
 def _merge_study_resources(config: dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ def two_experiments(folder: Path) -> list[Path]:
     return write_summaries(
         folder,
         summary_record("qlearning", "FrozenLake-v1", {"0": 0.25, "1": 0.75, "2": 0.5}, [1.0, 2.0, 6.0],
+                       fit_cpu_time_s=[0.5, 1.0, 1.5],
                        mean=0.123456, std=0.0456789, median=0.11111, iqm=0.10001, ci_low=0.0123456, ci_high=0.987654),
         summary_record("random", "CartPole-v1", {"0": 21.0}, [0.5], mean=21.0, std=float("nan"), median=21.0, iqm=21.0,
                        ci_low=21.0, ci_high=21.0, fit_budget=0,
@@ -123,8 +124,8 @@ def test_compare_experiments_writes_the_summary_csv(tmp_path):
     lines = paths.summary_csv.read_text().splitlines()
     assert lines[0] == ",".join(SUMMARY_COLUMNS)
     assert lines[1] == ("qlearning,pkg.agents:QlearningAgent,FrozenLake-v1,3,500,0.123456,0.0456789,0.11111,0.10001,"
-                        "0.0123456,0.987654,0.95,3.0,0123456789ab")  # the commit that made it
-    assert lines[2] == "random,pkg.agents:RandomAgent,CartPole-v1,1,0,21.0,,21.0,21.0,21.0,21.0,0.95,0.5,0123456789ab+dirty"
+                        "0.0123456,0.987654,0.95,3.0,1.0,0123456789ab")  # mean wall and CPU times, the commit that made it
+    assert lines[2] == "random,pkg.agents:RandomAgent,CartPole-v1,1,0,21.0,,21.0,21.0,21.0,21.0,0.95,0.5,,0123456789ab+dirty"  # no CPU time: an older summary
     assert len(lines) == 3
     pd.testing.assert_frame_equal(pd.read_csv(paths.summary_csv), returned, check_dtype=False)
 
@@ -138,11 +139,11 @@ def test_compare_experiments_writes_the_summary_markdown(tmp_path):
     assert text.endswith("\nMade by rlpipe at commit 0123456789ab, 0123456789ab+dirty (see provenance.html).\n")
     header, qlearning, random = markdown_rows(text)
     assert header == ["experiment", "agent", "env", "n_fit", "fit_budget", "mean", "std", "median", "iqm",
-                      "fit_wall_time_s", "95% CI of mean"]
+                      "fit_wall_time_s", "fit_cpu_time_s", "95% CI of mean"]
     assert qlearning == ["qlearning", "pkg.agents:QlearningAgent", "FrozenLake-v1", "3", "500", "0.1235", "0.04568",
-                         "0.1111", "0.1", "3", "[0.0123, 0.988]"]  # 4 significant digits, the CI 3
+                         "0.1111", "0.1", "3", "1", "[0.0123, 0.988]"]  # 4 significant digits, the CI 3
     assert random == ["random", "pkg.agents:RandomAgent", "CartPole-v1", "1", "0", "21", "nan", "21", "21", "0.5",
-                      "[21, 21]"]
+                      "nan", "[21, 21]"]
 
 
 def test_the_markdown_names_the_confidence_of_the_intervals(tmp_path):

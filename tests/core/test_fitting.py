@@ -169,8 +169,10 @@ def interrupt(task, paths: InstancePaths, helpers, after_chunks: int) -> None:
     assert not paths.checkpoint.exists() and not paths.fit_record.exists()
     progress = json.loads((paths.progress / "progress.json").read_text())
     done = 200 * after_chunks
+    times = {key: progress.pop(key) for key in ("wall_time_s", "cpu_time_s")}  # spent so far, kept for the total
     assert progress == {"task_hash": task.task_hash(), "budget_done": done,
                         "checkpoint": f"agent.{done}.ckpt", "writer": f"writer.{done}.parquet"}
+    assert 0 < times["cpu_time_s"] and 0 < times["wall_time_s"]
     assert sorted(p.name for p in paths.progress.iterdir()) == sorted(["progress.json", *progress_files(progress)])
 
 
@@ -206,10 +208,14 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, helpers, caplo
     expected = reference(task, tmp_path)
     paths = InstancePaths(tmp_path / "interrupted")
     interrupt(task, paths, helpers, after_chunks=3)
+    killed_run = json.loads((paths.progress / "progress.json").read_text())
 
     with caplog.at_level("INFO", logger="rlpipe"):
         record = fit_instance(task, paths, RUN)
     assert "resuming ql[0] after 600 of its budget 1000" in caplog.text
+    # the times count the killed run too (this run's own wall time apart)
+    assert record["wall_time_s"] == pytest.approx(killed_run["wall_time_s"] + record["run_wall_time_s"], abs=0.05)
+    assert record["cpu_time_s"] > killed_run["cpu_time_s"] > 0
     assert record["resumed_at"] == 600 and record["chunks"] == [200, 200]
     assert json.loads(paths.fit_record.read_text())["resumed_at"] == 600
     assert record["total_env_steps"] == 1000

@@ -186,12 +186,22 @@ def test_every_problem_is_reported_at_once():
     assert len(lines) == 3
 
 
-def test_schema_errors_skip_the_semantic_checks_of_that_experiment():
-    # the unknown agent is not reported while the experiment is structurally invalid (one fix at a time)
+def test_schema_errors_and_the_other_keys_problems_are_listed_together():
+    # one pass lists every problem of the experiment: the keys the schema accepted are still checked
     cfg = config(agent="rlpipe.agents.Nope", n_fit=0)
     with pytest.raises(ConfigError) as info:
         validate_study(cfg)
-    assert str(info.value) == "invalid config:\n  - experiments.e.n_fit: 0 is less than the minimum of 1"
+    assert str(info.value) == ("invalid config:\n  - experiments.e.n_fit: 0 is less than the minimum of 1\n"
+                               "  - experiments.e.agent: cannot import 'rlpipe.agents.Nope': module 'rlpipe.agents' has "
+                               "no attribute 'Nope'")
+
+
+def test_a_rejected_key_is_not_checked_further_but_the_others_are():
+    cfg = config(n_fit=0, init_kwargs_per_instance=[{}], init_kwargs={"learning_rte": 0.1}, train_env="FrozenLak-v1")
+    with pytest.raises(ConfigError) as info:
+        validate_study(cfg)
+    assert [line.split(":")[0] for line in info.value.problems] == [
+        "experiments.e.n_fit", "experiments.e.init_kwargs", "experiments.e.train_env"]  # no length check of n_fit 0
 
 
 class ModeAgent(QLearningAgent):
@@ -286,8 +296,9 @@ def test_experiment_spec_lists_every_problem_under_the_experiment():
         experiment_spec("e", {"agent": QLearningAgent, "train_env": "FrozenLake-v1", "fit_budget": "1e4",
                               "init_kwargs": {"learning_rte": 0.1}})
     assert info.value.problems == ("fit_budget: '1e4' was read as a string (write 10000 for an integer; YAML 1.1 floats "
-                                   "need a dot and a signed exponent: write 1.0e+4)",)
-    assert str(info.value) == f"invalid experiment 'e':\n  - {info.value.problems[0]}"
+                                   "need a dot and a signed exponent: write 1.0e+4)",
+                                   "init_kwargs: QLearningAgent does not accept 'learning_rte' (did you mean 'learning_rate'?)")
+    assert str(info.value) == "invalid experiment 'e':\n" + "\n".join(f"  - {line}" for line in info.value.problems)
 
 
 @pytest.mark.parametrize("entry", [
