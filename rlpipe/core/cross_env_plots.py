@@ -98,13 +98,7 @@ def performance_profiles_figure(profiles: pd.DataFrame, algorithms: Sequence[str
     colors = algorithm_colors(_order(profiles, "algorithm", algorithms))
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.add_subplot()
-    for algorithm in pd.unique(profiles["algorithm"]):
-        rows = profiles[profiles["algorithm"] == algorithm].sort_values("threshold")
-        tau = rows["threshold"].to_numpy(dtype=float)
-        axes.fill_between(tau, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
-                          color=colors[algorithm], alpha=0.2, linewidth=0)
-        axes.plot(tau, rows["fraction"].to_numpy(dtype=float), color=colors[algorithm], linewidth=2.0,
-                  label=f"{algorithm} ({_runs_and_envs(rows)})")
+    _bands(axes, profiles, "threshold", "fraction", colors)
     axes.set_xlabel(f"{SCORE_LABEL} τ")
     axes.set_ylabel("fraction of runs with score > τ")
     axes.set_ylim(-0.02, 1.02)
@@ -161,14 +155,7 @@ def sample_efficiency_figure(curves: pd.DataFrame, xlabel: str = "environment st
     colors = algorithm_colors(_order(curves, "algorithm", algorithms))
     figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.add_subplot()
-    for algorithm in pd.unique(curves["algorithm"]):
-        rows = curves[curves["algorithm"] == algorithm].sort_values("x")
-        x = rows["x"].to_numpy(dtype=float)
-        axes.fill_between(x, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
-                          color=colors[algorithm], alpha=0.2, linewidth=0)
-        axes.plot(x, rows["estimate"].to_numpy(dtype=float), color=colors[algorithm], linewidth=2.0,
-                  marker="o" if len(x) == 1 else None,
-                  label=f"{algorithm} ({_runs_and_envs(rows)})")
+    _bands(axes, curves, "x", "estimate", colors)
     metric = str(curves["metric"].iloc[0])
     axes.set_xlabel(xlabel)
     axes.set_ylabel(f"{METRIC_TITLES.get(metric, metric)} of the {SCORE_LABEL.split(' (')[0]}")
@@ -178,3 +165,14 @@ def sample_efficiency_figure(curves: pd.DataFrame, xlabel: str = "environment st
     axes.set_title(f"bands: {_ci_note(curves)}" + (f"\n{note}" if note else ""), fontsize="small")
     figure.suptitle(title)
     return figure
+
+
+def _bands(axes: Any, table: pd.DataFrame, x: str, y: str, colors: dict[str, Any]) -> None:
+    """Each algorithm's ``y`` against ``x`` with its interval band (a lone point gets a marker)."""
+    for algorithm in pd.unique(table["algorithm"]):
+        rows = table[table["algorithm"] == algorithm].sort_values(x)
+        xs = rows[x].to_numpy(dtype=float)
+        axes.fill_between(xs, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float),
+                          color=colors[algorithm], alpha=0.2, linewidth=0)
+        axes.plot(xs, rows[y].to_numpy(dtype=float), color=colors[algorithm], linewidth=2.0,
+                  marker="o" if len(xs) == 1 else None, label=f"{algorithm} ({_runs_and_envs(rows)})")
