@@ -47,3 +47,20 @@ def test_bench_sweeps_plans_a_sweep_and_measures_the_overhead_at_a_tiny_size(tmp
     assert overhead["overhead_per_instance"] > 0 and overhead["phases"]["jobs_own_work_s"] > 0
     printed = capsys.readouterr().out
     assert "4 exp × 5 seeds" in printed and "8 instances" in printed
+
+
+@pytest.mark.e2e  # it runs Snakemake
+def test_bench_sb3_runs_the_pipeline_and_sb3_directly_at_a_tiny_size(tmp_path, capsys):
+    """Not a timing test: config/deep.yaml's PPO and SAC through Snakemake and through SB3 alone, on tiny budgets."""
+    pytest.importorskip("stable_baselines3", reason="the sb3 extra is not installed: pip install -e '.[sb3]'")
+    bench = load("bench_sb3")
+    out = tmp_path / "results.json"
+    results = bench.main(["--ppo-budget", "256", "--sac-budget", "120", "--seeds", "1", "--eval-episodes", "2",
+                          "--json", str(out)])
+    assert json.loads(out.read_text()) == results
+    assert set(results["experiments"]) == {"ppo_cartpole", "sac_pendulum"}
+    for row in results["experiments"].values():
+        assert len(row["instance_scores"]) == 1 and row["pipeline_s_per_10k"] > 0 and row["direct_s_per_10k"] > 0
+        assert row["env_steps"][0] >= row["budget"]
+    assert results["pipeline_fit_wall_s"] > 0 and results["direct_wall_s"] > 0
+    assert "pipeline overhead" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import enum
 import hashlib
 import random
 import sys
+import threading
 from typing import Any, Union
 
 import numpy as np
@@ -118,6 +119,11 @@ def torch_seed(seed: SeedLike) -> int:
     return int(keyed_child(as_seed_sequence(seed), TORCH_KEY).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
+# Held by whatever swaps its own states into the process-global generators for a while (the Stable-Baselines3 agents,
+# while they train) and by what reads or seeds those generators here, so that neither sees nor clobbers the other's.
+GLOBAL_GENERATORS_LOCK = threading.RLock()
+
+
 def seed_torch(seed: SeedLike) -> bool:
     """Seed torch's global generators (CPU and CUDA) from ``seed`` if torch is loaded, as rlberry does when it
     builds an agent; True if it was. Never imports torch (an optional extra): call it after the agent's module is
@@ -126,7 +132,8 @@ def seed_torch(seed: SeedLike) -> bool:
     torch = sys.modules.get("torch")
     if torch is None:
         return False
-    torch.manual_seed(torch_seed(seed))
+    with GLOBAL_GENERATORS_LOCK:
+        torch.manual_seed(torch_seed(seed))
     return True
 
 
@@ -134,11 +141,12 @@ def global_rng_state() -> dict[str, Any]:
     """A fingerprint of the global random generators no seed of rlpipe reaches (numpy's and Python's) and of
     torch's when torch is loaded: it changes when an agent draws from ``np.random.*``, ``random.*`` or torch, so
     that the draws can be reported (see :func:`unseeded_draws`)."""
-    _, keys, position, *_ = np.random.get_state()
-    state: dict[str, Any] = {"numpy": (keys.tobytes(), position), "random": random.getstate()}
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        state["torch"] = np.asarray(torch.get_rng_state()).tobytes()
+    with GLOBAL_GENERATORS_LOCK:
+        _, keys, position, *_ = np.random.get_state()
+        state: dict[str, Any] = {"numpy": (keys.tobytes(), position), "random": random.getstate()}
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            state["torch"] = np.asarray(torch.get_rng_state()).tobytes()
     return state
 
 
