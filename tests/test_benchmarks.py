@@ -56,8 +56,8 @@ def test_bench_sb3_runs_the_pipeline_and_sb3_directly_at_a_tiny_size(tmp_path, c
     bench = load("bench_sb3")
     out = tmp_path / "results.json"
     results = bench.main(["--ppo-budget", "256", "--sac-budget", "120", "--seeds", "1", "--eval-episodes", "2",
-                          "--json", str(out)])
-    assert json.loads(out.read_text()) == results
+                          "--direct-first", "--json", str(out)])
+    assert json.loads(out.read_text()) == results and results["direct_first"]
     assert set(results["experiments"]) == {"ppo_cartpole", "sac_pendulum"}
     for row in results["experiments"].values():
         assert len(row["instance_scores"]) == 1 and row["pipeline_s_per_10k"] > 0 and row["direct_s_per_10k"] > 0

@@ -156,6 +156,23 @@ class SB3Agent(AgentWithSimplePolicy):
     fit_is_additive = True
     algo: str | None = None  # fixed by the per-algorithm subclasses
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that fixes ``algo`` gets the algorithm's search space (``sample_parameters``) and a constructor
+        of its own, whose signature names the algorithm's arguments: validation checks a config's init_kwargs
+        against it, and help() lists them. What the subclass defines itself is kept."""
+        super().__init_subclass__(**kwargs)
+        if cls.algo is None:
+            return
+        if "__init__" not in vars(cls):
+            def __init__(self: SB3Agent, env: Any = None, **kwargs: Any) -> None:
+                SB3Agent.__init__(self, env, **kwargs)
+
+            __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+            __init__.__signature__ = _signature(cls.algo, _CONSTRUCTOR)  # type: ignore[attr-defined]
+            cls.__init__ = __init__  # type: ignore[method-assign]
+        if "sample_parameters" not in vars(cls):
+            cls.sample_parameters = classmethod(_sample_parameters)  # type: ignore[method-assign,assignment]
+
     def __init__(
         self,
         env: Any = None,
@@ -388,76 +405,12 @@ class _WriterOutput(KVWriter):
         pass
 
 
-# ---------------------------------------------------------------------- one class per algorithm
-class PPOAgent(SB3Agent):
-    """SB3's PPO (on-policy; any action space). ``n_steps`` per rollout; ``batch_size``; ``n_epochs``… (SB3's PPO)."""
-
-    algo = name = "PPO"
-
-    def __init__(self, env: Any = None, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)  # its own function: it carries the signature of PPO's arguments
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        return SAMPLERS["PPO"](trial)
-
-
-class A2CAgent(SB3Agent):
-    """SB3's A2C (on-policy; any action space)."""
-
-    algo = name = "A2C"
-
-    def __init__(self, env: Any = None, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)  # its own function: it carries the signature of A2C's arguments
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        return SAMPLERS["A2C"](trial)
-
-
-class DQNAgent(SB3Agent):
-    """SB3's DQN (off-policy; Discrete actions). Needs ``n_timesteps``, over whose ``exploration_fraction`` ε decays."""
-
-    algo = name = "DQN"
-
-    def __init__(self, env: Any = None, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)  # its own function: it carries the signature of DQN's arguments
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        return SAMPLERS["DQN"](trial)
-
-
-class SACAgent(SB3Agent):
-    """SB3's SAC (off-policy; Box actions)."""
-
-    algo = name = "SAC"
-
-    def __init__(self, env: Any = None, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)  # its own function: it carries the signature of SAC's arguments
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        return SAMPLERS["SAC"](trial)
-
-
-class TD3Agent(SB3Agent):
-    """SB3's TD3 (off-policy; Box actions); give it ``action_noise`` to explore."""
-
-    algo = name = "TD3"
-
-    def __init__(self, env: Any = None, **kwargs: Any) -> None:
-        super().__init__(env, **kwargs)  # its own function: it carries the signature of TD3's arguments
-
-    @classmethod
-    def sample_parameters(cls, trial: Any) -> dict[str, Any]:
-        return SAMPLERS["TD3"](trial)
-
-
-AGENTS: dict[str, type[SB3Agent]] = {"PPO": PPOAgent, "A2C": A2CAgent, "DQN": DQNAgent, "SAC": SACAgent, "TD3": TD3Agent}
-
-
 # ---------------------------------------------------------------------- arguments
+def _sample_parameters(cls: type[SB3Agent], trial: Any) -> dict[str, Any]:
+    """The init kwargs an Optuna trial tries: the search space of ``cls.algo`` (rlpipe.agents.sb3_search)."""
+    return SAMPLERS[cls.algo](trial)
+
+
 def _check_algorithm(agent_class: type[SB3Agent], algo: str | None) -> str:
     algo = agent_class.algo if algo is None else algo
     if algo not in SB3_ALGORITHMS:
@@ -582,7 +535,39 @@ def _signature(algo: str | None, constructor: inspect.Signature) -> inspect.Sign
 
 _CONSTRUCTOR = inspect.signature(SB3Agent.__init__)
 SB3Agent.__init__.__signature__ = _signature(None, _CONSTRUCTOR)  # type: ignore[attr-defined]
-for _agent in AGENTS.values():
-    _agent.__init__.__signature__ = _signature(_agent.algo, _CONSTRUCTOR)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- one class per algorithm
+class PPOAgent(SB3Agent):
+    """SB3's PPO (on-policy; any action space). ``n_steps`` per rollout; ``batch_size``; ``n_epochs``… (SB3's PPO)."""
+
+    algo = name = "PPO"
+
+
+class A2CAgent(SB3Agent):
+    """SB3's A2C (on-policy; any action space)."""
+
+    algo = name = "A2C"
+
+
+class DQNAgent(SB3Agent):
+    """SB3's DQN (off-policy; Discrete actions). Needs ``n_timesteps``, over whose ``exploration_fraction`` ε decays."""
+
+    algo = name = "DQN"
+
+
+class SACAgent(SB3Agent):
+    """SB3's SAC (off-policy; Box actions)."""
+
+    algo = name = "SAC"
+
+
+class TD3Agent(SB3Agent):
+    """SB3's TD3 (off-policy; Box actions); give it ``action_noise`` to explore."""
+
+    algo = name = "TD3"
+
+
+AGENTS: dict[str, type[SB3Agent]] = {"PPO": PPOAgent, "A2C": A2CAgent, "DQN": DQNAgent, "SAC": SACAgent, "TD3": TD3Agent}
 
 __all__ = ["SB3Agent", "PPOAgent", "A2CAgent", "DQNAgent", "SACAgent", "TD3Agent", "SB3_ALGORITHMS", "AGENTS"]

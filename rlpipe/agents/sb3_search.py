@@ -21,9 +21,18 @@ def _discount(trial: Any, name: str, low: float, high: float) -> float:
     return 1.0 - trial.suggest_float(f"one_minus_{name}", low, high, log=True)
 
 
-def _actor_critic_policy(trial: Any) -> dict[str, Any]:
+def _actor_critic(trial: Any) -> dict[str, Any]:
+    """What PPO and A2C tune alike: discounting, learning rate, entropy bonus, gradient clipping and networks."""
     arch = trial.suggest_categorical("net_arch", list(_ACTOR_CRITIC_ARCHS))
-    return {"net_arch": _ACTOR_CRITIC_ARCHS[arch], "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"])}
+    return {
+        "gamma": _discount(trial, "gamma", 1e-4, 0.05),
+        "gae_lambda": _discount(trial, "gae_lambda", 1e-3, 0.2),
+        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
+        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
+        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 2.0),
+        "policy_kwargs": {"net_arch": _ACTOR_CRITIC_ARCHS[arch],
+                          "activation_fn": trial.suggest_categorical("activation_fn", ["tanh", "relu"])},
+    }
 
 
 def _training_frequency(trial: Any, choices: list[int]) -> dict[str, int]:
@@ -40,26 +49,16 @@ def sample_ppo(trial: Any) -> dict[str, Any]:
         "n_steps": n_steps,
         "batch_size": min(batch_size, n_steps),  # a minibatch cannot exceed the rollout
         "n_epochs": trial.suggest_categorical("n_epochs", [1, 5, 10, 20]),
-        "gamma": _discount(trial, "gamma", 1e-4, 0.05),
-        "gae_lambda": _discount(trial, "gae_lambda", 1e-3, 0.2),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
-        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
         "clip_range": trial.suggest_categorical("clip_range", [0.1, 0.2, 0.3]),
-        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 2.0),
-        "policy_kwargs": _actor_critic_policy(trial),
+        **_actor_critic(trial),
     }
 
 
 def sample_a2c(trial: Any) -> dict[str, Any]:
     return {
         "n_steps": trial.suggest_categorical("n_steps", [5, 8, 16, 32, 64, 128]),
-        "gamma": _discount(trial, "gamma", 1e-4, 0.05),
-        "gae_lambda": _discount(trial, "gae_lambda", 1e-3, 0.2),
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-3, log=True),
-        "ent_coef": trial.suggest_float("ent_coef", 1e-8, 0.1, log=True),
-        "max_grad_norm": trial.suggest_float("max_grad_norm", 0.3, 2.0),
         "normalize_advantage": trial.suggest_categorical("normalize_advantage", [False, True]),
-        "policy_kwargs": _actor_critic_policy(trial),
+        **_actor_critic(trial),
     }
 
 

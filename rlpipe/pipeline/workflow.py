@@ -120,6 +120,16 @@ def threads(study: Study, experiment: str) -> int:
     return study.experiment(experiment).resources["cpus_per_task"]
 
 
+def job_priority(study: Study, experiment: str) -> int:
+    """Snakemake's priority of the experiment's fit, evaluate and aggregate jobs: the higher, the earlier the experiment
+    is listed. So experiments run in the config's order, one after another as far as the cores allow: each one's
+    results are complete as early as possible, the jobs that run side by side cost about the same, and listing the
+    longest experiments first leaves the fewest cores idle at the end (without priorities Snakemake interleaves the
+    experiments' jobs as it likes, and a long job may start last)."""
+    names = list(study.experiments)
+    return len(names) - names.index(experiment)
+
+
 def job_resources(study: Study, without: Sequence[str] = ()) -> dict[str, Callable[[Any], Any]]:
     """The ``resources`` of a fit, evaluate or optimize-worker rule, from each experiment's ``resources``: the
     runtime, memory, cores and GPUs every experiment has (defaults filled in), and the optional SLURM keys some

@@ -6,6 +6,8 @@ tests/pipeline/test_sb3_e2e.py.
 """
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import optuna
 import pytest
@@ -14,7 +16,7 @@ from rlpipe.errors import ConfigError
 from rlpipe.manager.experiment_manager import ExperimentManager
 from rlpipe.runtime.seeding import global_rng_state, unseeded_draws
 from rlpipe.spec.experiment import validate_study
-from rlpipe.spec.search_space import tuned_keys
+from rlpipe.spec.search_space import defines_sample_parameters, tuned_keys
 
 from agent_assertions import assert_same_state, writer_rows
 
@@ -227,6 +229,24 @@ def test_the_search_space_samples_with_a_real_optuna_trial(algo):
         agent = agent_class(SETTINGS[algo][0], seeder=0, **sampled, **extra)  # every value is one SB3 takes
         assert agent.model.gamma == sampled["gamma"] and 0.9 < sampled["gamma"] < 1
         study.tell(trial, 0.0)
+
+
+def test_a_users_subclass_keeps_what_it_defines_and_inherits_the_rest():
+    class NarrowPPO(PPOAgent):
+        @classmethod
+        def sample_parameters(cls, trial):
+            return {"n_steps": trial.suggest_categorical("n_steps", [32, 64])}
+
+    class FixedStepsPPO(PPOAgent):
+        def __init__(self, env=None, **kwargs):
+            super().__init__(env, n_steps=64, **kwargs)
+
+    trial = optuna.trial.FixedTrial({"n_steps": 32})
+    assert NarrowPPO.sample_parameters(trial) == {"n_steps": 32}
+    assert "n_steps" in inspect.signature(NarrowPPO.__init__).parameters  # PPO's arguments, for validation
+    assert PPOAgent.__init__ is not A2CAgent.__init__ and PPOAgent.__init__.__qualname__ == "PPOAgent.__init__"
+    assert FixedStepsPPO("CartPole-v1", seeder=0).model.n_steps == 64
+    assert not defines_sample_parameters(SB3Agent)  # its algorithm is only known per instance
 
 
 def test_the_manager_tunes_an_sb3_agent_with_its_search_space(tmp_path):

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from rlpipe.core.evaluation import evaluate_instance
 from rlpipe.io.paths import ExperimentPaths, InstancePaths
 from rlpipe.manager.experiment_manager import ExperimentManager
 from rlpipe.spec.experiment import validate_study
+from rlpipe.spec.search_space import tuned_keys
 
 from snakemake_runner import RLPIPE, ok, run_snakemake
 from study_tasks import eval_task, run_settings, task_batch
@@ -24,6 +26,8 @@ from test_resume_after_kill import outputs, wait_for_progress
 pytest.importorskip("stable_baselines3", reason="the sb3 extra is not installed: pip install -e '.[sb3]'")
 
 pytestmark = pytest.mark.e2e
+
+from rlpipe.agents.sb3 import DQNAgent  # noqa: E402
 
 NET = {"net_arch": [16]}
 STUDY = {
@@ -52,6 +56,16 @@ STUDY = {
             "eval_kwargs": {"eval_horizon": 50, "n_simulations": 2},
             "writer": {"print_log": False},
         },
+        # the other three algorithms, one instance each
+        "a2c": {"agent": "rlpipe.agents.sb3:A2CAgent", "train_env": "CartPole-v1", "fit_budget": 200, "n_fit": 1,
+                "init_kwargs": {"n_steps": 8, "policy_kwargs": NET}, "eval_kwargs": {"eval_horizon": 50, "n_simulations": 2}},
+        "dqn": {"agent": "rlpipe.agents.sb3:DQNAgent", "train_env": "CartPole-v1", "fit_budget": 300, "n_fit": 1,
+                "init_kwargs": {"n_timesteps": 300, "learning_starts": 50, "buffer_size": 1000, "policy_kwargs": NET},
+                "eval_kwargs": {"eval_horizon": 50, "n_simulations": 2}},
+        "td3": {"agent": "rlpipe.agents.sb3:TD3Agent", "train_env": "Pendulum-v1", "fit_budget": 200, "n_fit": 1,
+                "init_kwargs": {"learning_starts": 50, "batch_size": 32, "buffer_size": 1000, "policy_kwargs": NET,
+                                "action_noise": {"type": "normal", "sigma": 0.2}},
+                "eval_kwargs": {"eval_horizon": 50, "n_simulations": 2}},
     },
 }
 # Long enough (a few seconds) to be killed between chunks: on-policy PPO and off-policy DQN (with a replay buffer).
@@ -73,9 +87,10 @@ def test_snakemake_fits_evaluates_and_aggregates_sb3_agents_as_the_manager_does(
     ok(run_snakemake(workdir, STUDY))
     results = workdir / "results"
     summary = pd.read_csv(results / "summary.csv")
-    assert list(summary["experiment"]) == ["ppo", "sac"] and list(summary["n_fit"]) == [2, 2]
+    assert list(summary["experiment"]) == ["ppo", "sac", "a2c", "dqn", "td3"]
+    assert list(summary["n_fit"]) == [2, 2, 1, 1, 1] and summary["mean"].notna().all()
     for name, spec in STUDY["experiments"].items():
-        for i in range(2):
+        for i in range(spec["n_fit"]):
             record = json.loads((results / name / "instances" / str(i) / "fit.json").read_text())
             assert sum(record["chunks"]) == spec["fit_budget"] and record["total_env_steps"] >= spec["fit_budget"]
             assert not record["unseeded_draws"]  # SB3 drew from the agent's own copy of the global generators
@@ -144,3 +159,22 @@ def test_a_killed_sb3_fit_resumes_after_its_last_chunk_to_the_uninterrupted_numb
     assert meta == ref_meta
     pd.testing.assert_frame_equal(writer, ref_writer)
     pd.testing.assert_frame_equal(evaluation(folder, config), evaluation(expected, config))
+
+
+def test_snakemake_optimize_tunes_an_sb3_agent_with_its_search_space_and_writes_the_best_back(tmp_path: Path) -> None:
+    budget = 300
+    config = {"seed": 2, "experiments": {"dqn": {
+        "agent": "rlpipe.agents.sb3:DQNAgent", "train_env": "CartPole-v1", "fit_budget": budget, "n_fit": 1,
+        "init_kwargs": {"n_timesteps": budget}, "eval_kwargs": {"eval_horizon": 50, "n_simulations": 2},
+        "writer": {"print_log": False},
+        "optimize": {"n_trials": 3, "n_fit": 1, "n_optuna_workers": 1, "sampler_method": "random",
+                     "confirm": {"enabled": False}}}}}
+    ok(run_snakemake(tmp_path, config, "optimize"))
+    folder = tmp_path / "results" / "dqn" / "optimize"
+    trials = pd.read_parquet(folder / "trials.parquet")
+    assert list(trials["state"]) == ["COMPLETE"] * 3 and trials["value"].notna().all()
+    best = yaml.safe_load((folder / "best_init_kwargs.yaml").read_text())
+    assert set(best["init_kwargs"]) == set(tuned_keys(DQNAgent, None))  # DQNAgent.sample_parameters' keys
+    assert best["best_value"] == pytest.approx(trials["value"].max())
+    written = yaml.safe_load((tmp_path / "config.yaml").read_text())["experiments"]["dqn"]["init_kwargs"]
+    assert written == {"n_timesteps": budget, **best["init_kwargs"]}  # unconfirmed: the best trial is written back

@@ -170,6 +170,11 @@ def test_each_job_asks_for_its_experiments_resources() -> None:
     assert (workflow.threads(study, "ql"), workflow.threads(study, "rand")) == (2, 1)
 
 
+def test_experiments_listed_first_have_the_highest_job_priority() -> None:
+    study = validate_study(TINY)
+    assert [workflow.job_priority(study, name) for name in ("ql", "rand")] == [2, 1]
+
+
 def test_a_jobs_task_is_its_batch_of_instances() -> None:
     config = copy.deepcopy(TINY)
     config["experiments"]["ql"].update(n_fit=5, instances_per_job=2)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,7 +168,11 @@ def test_changes_rerun_only_what_depends_on_them(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_numbers_whatever_the_cores(tmp_path: Path, finished_run: Path) -> None:
-    ok(run_snakemake(tmp_path, TINY, cores=1))
+    result = ok(run_snakemake(tmp_path, TINY, cores=1))
+    # one core: the experiments' fit, evaluate and aggregate jobs run in the config's order (rw.job_priority)
+    started = re.findall(r"^(?:local)?rule (?:fit|evaluate|aggregate):\n(?:.*\n)*?\s+wildcards: experiment=(\w+)",
+                         result.stderr, re.M)
+    assert started == sorted(started, key=list(TINY["experiments"]).index) and set(started) == set(TINY["experiments"])
     for experiment in TINY["experiments"]:
         for table in ("writer_data.parquet", "evaluation.parquet"):
             ours = without_times(pd.read_parquet(tmp_path / "results" / experiment / table))

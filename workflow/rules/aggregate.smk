@@ -15,6 +15,7 @@ rule aggregate:
         folder=lambda w, output: os.path.dirname(output.summary),
     log:
         EXPERIMENT.aggregate_log,
+    priority: lambda w: rw.job_priority(STUDY, w.experiment)
     resources:
         **rw.job_resources(STUDY, without=("cpus_per_task", "gpu")),
     conda:

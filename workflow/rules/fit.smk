@@ -9,6 +9,7 @@ rule fit:
     log:
         FIT_BATCH.log,
     threads: lambda w: rw.threads(STUDY, w.experiment)
+    priority: lambda w: rw.job_priority(STUDY, w.experiment)  # experiments in the config's order
     resources:
         **JOB_RESOURCES,
     group:
