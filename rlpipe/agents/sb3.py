@@ -159,18 +159,19 @@ class SB3Agent(AgentWithSimplePolicy):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass that fixes ``algo`` gets the algorithm's search space (``sample_parameters``) and a constructor
         of its own, whose signature names the algorithm's arguments: validation checks a config's init_kwargs
-        against it, and help() lists them. What the subclass defines itself is kept."""
+        against it, and help() lists them. Only where it would otherwise inherit SB3Agent's: what the subclass, or a
+        class between it and SB3Agent, defines is kept."""
         super().__init_subclass__(**kwargs)
         if cls.algo is None:
             return
-        if "__init__" not in vars(cls):
+        if cls.__init__ is SB3Agent.__init__:
             def __init__(self: SB3Agent, env: Any = None, **kwargs: Any) -> None:
                 SB3Agent.__init__(self, env, **kwargs)
 
             __init__.__qualname__ = f"{cls.__qualname__}.__init__"
             __init__.__signature__ = _signature(cls.algo, _CONSTRUCTOR)  # type: ignore[attr-defined]
             cls.__init__ = __init__  # type: ignore[method-assign]
-        if "sample_parameters" not in vars(cls):
+        if cls.sample_parameters.__func__ is SB3Agent.sample_parameters.__func__:  # the base Agent's: none
             cls.sample_parameters = classmethod(_sample_parameters)  # type: ignore[method-assign,assignment]
 
     def __init__(

@@ -241,8 +241,16 @@ def test_a_users_subclass_keeps_what_it_defines_and_inherits_the_rest():
         def __init__(self, env=None, **kwargs):
             super().__init__(env, n_steps=64, **kwargs)
 
+    class NarrowFixedPPO(NarrowPPO, FixedStepsPPO):
+        pass
+
+    class OwnPPO(SB3Agent):
+        algo = "PPO"
+
     trial = optuna.trial.FixedTrial({"n_steps": 32})
-    assert NarrowPPO.sample_parameters(trial) == {"n_steps": 32}
+    assert NarrowPPO.sample_parameters(trial) == NarrowFixedPPO.sample_parameters(trial) == {"n_steps": 32}
+    assert NarrowFixedPPO("CartPole-v1", seeder=0).model.n_steps == 64  # FixedStepsPPO's __init__ still runs
+    assert "n_steps" in inspect.signature(OwnPPO.__init__).parameters and defines_sample_parameters(OwnPPO)
     assert "n_steps" in inspect.signature(NarrowPPO.__init__).parameters  # PPO's arguments, for validation
     assert PPOAgent.__init__ is not A2CAgent.__init__ and PPOAgent.__init__.__qualname__ == "PPOAgent.__init__"
     assert FixedStepsPPO("CartPole-v1", seeder=0).model.n_steps == 64
