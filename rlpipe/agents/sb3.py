@@ -249,19 +249,27 @@ class SB3Agent(AgentWithSimplePolicy):
         """Run with the agent's own states of the global generators and its torch threads, then give the process
         its own back: other agents, and rlpipe's check that an agent draws nothing from the global generators,
         see them untouched."""
-        with GLOBAL_GENERATORS_LOCK:  # one SB3 fit at a time per process; rlpipe's reads of the generators wait
-            outer, threads = GlobalGenerators(self._cuda), torch.get_num_threads()
+        with GLOBAL_GENERATORS_LOCK, self._own_threads():  # one SB3 fit at a time per process; reads of the generators wait
+            outer = GlobalGenerators(self._cuda)
             if self._generators is not None:
                 self._generators.install()
-            if self.torch_threads is not None and self.torch_threads != threads:
-                torch.set_num_threads(self.torch_threads)
             try:
                 yield
             finally:
                 self._generators = GlobalGenerators(self._cuda)
                 outer.install()
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
+
+    @contextlib.contextmanager
+    def _own_threads(self) -> Iterator[None]:
+        """Run torch on ``torch_threads`` threads, then give the process its own setting back."""
+        threads = torch.get_num_threads()
+        if self.torch_threads is not None and self.torch_threads != threads:
+            torch.set_num_threads(self.torch_threads)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
 
     def _sb3_seed(self) -> int:
         return int(self.seeder.child(_SB3_SEED_KEY).seed_seq.generate_state(1)[0] >> 1)  # 31 bits: np.random.seed takes it
@@ -276,14 +284,8 @@ class SB3Agent(AgentWithSimplePolicy):
     # ------------------------------------------------------------------ evaluation
     def policy(self, observation: Any) -> Any:
         """The deterministic action (``model.predict(observation, deterministic=True)``); draws no random number."""
-        threads = torch.get_num_threads()
-        if self.torch_threads is not None and self.torch_threads != threads:
-            torch.set_num_threads(self.torch_threads)
-        try:
+        with self._own_threads():
             action, _ = self.model.predict(observation, deterministic=True)
-        finally:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
         return action.item() if isinstance(self.model.action_space, gym.spaces.Discrete) else action
 
     def export_sb3(self, path: Any) -> None:
